@@ -1,0 +1,122 @@
+package bucket
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed bucket.lua
+var bucketSource string
+
+// bucketScript runs one decision. go-redis sends it with EVALSHA and falls
+// back to EVAL, which loads it again, when Redis answers NOSCRIPT.
+var bucketScript = redis.NewScript(bucketSource)
+
+// Redis is a store that keeps buckets in Redis, so that every process that
+// uses the same Redis shares them. Each decision is one script call: it
+// reads, refills, takes and writes the bucket atomically, timed by the Redis
+// clock, so that processes with skewed clocks agree and two processes never
+// spend the same token. Each call touches one key, so it runs unchanged on
+// Redis Cluster. The zero value is not usable; call NewRedis. It is safe for
+// concurrent use.
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store on client, which may be a single node, a
+// Sentinel or a Cluster client. It uses WithPrefix. It does no I/O.
+func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
+	o := buildOptions(opts)
+	return &Redis{client: client, prefix: o.prefix}
+}
+
+// Take implements Store.
+func (r *Redis) Take(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
+	res, _, err := r.do(ctx, key, limit, request{kind: take, n: n})
+	return res, err
+}
+
+// Debit implements Store.
+func (r *Redis) Debit(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
+	res, _, err := r.do(ctx, key, limit, request{kind: debit, n: n})
+	return res, err
+}
+
+// Drain implements Store.
+func (r *Redis) Drain(ctx context.Context, key string, limit Limit, d time.Duration) (Result, error) {
+	res, _, err := r.do(ctx, key, limit, request{kind: drain, hold: d})
+	return res, err
+}
+
+// KeyName returns the Redis key that holds the bucket of key: the prefix
+// and the first 32 hex digits of the SHA-256 of key. Keys are often
+// credentials, so they never appear in Redis themselves.
+func (r *Redis) KeyName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return r.prefix + ":" + hex.EncodeToString(sum[:16])
+}
+
+// redisState is what a script call reports of a bucket.
+type redisState struct {
+	tokens float64 // tokens after the decision
+	micros int64   // Redis time of the decision, in microseconds
+}
+
+func (r *Redis) do(ctx context.Context, key string, limit Limit, req request) (Result, redisState, error) {
+	if err := limit.check(req); err != nil {
+		return Result{}, redisState{}, err
+	}
+
+	reply, err := bucketScript.Run(ctx, r.client, []string{r.KeyName(key)}, req.args(limit)...).Result()
+	if err != nil {
+		return Result{}, redisState{}, fmt.Errorf("bucket: redis: %w", err)
+	}
+	allowed, state, err := parseReply(reply)
+	if err != nil {
+		return Result{}, redisState{}, err
+	}
+	return limit.resultOf(req, allowed, state.tokens, BackendRedis), state, nil
+}
+
+// args returns the script arguments of req under limit.
+func (req request) args(limit Limit) []any {
+	amount := req.n
+	if req.kind == drain {
+		amount = req.hold.Microseconds()
+	}
+	return []any{
+		limit.Capacity,
+		strconv.FormatFloat(limit.Rate, 'g', -1, 64),
+		int(req.kind),
+		amount,
+	}
+}
+
+// parseReply reads the {allowed, tokens, time} reply of the script.
+func parseReply(reply any) (bool, redisState, error) {
+	fields, ok := reply.([]any)
+	if !ok || len(fields) != 3 {
+		return false, redisState{}, fmt.Errorf("bucket: redis: unexpected reply %v", reply)
+	}
+	allowed, ok1 := fields[0].(int64)
+	text, ok2 := fields[1].(string)
+	micros, ok3 := fields[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return false, redisState{}, fmt.Errorf("bucket: redis: unexpected reply %v", reply)
+	}
+	tokens, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		return false, redisState{}, fmt.Errorf("bucket: redis: tokens %q: %w", text, err)
+	}
+	return allowed == 1, redisState{tokens: tokens, micros: micros}, nil
+}

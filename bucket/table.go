@@ -1,0 +1,149 @@
+package bucket
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// shardCount spreads keys over independent locks, so that decisions on
+// different keys rarely wait for each other.
+const shardCount = 64
+
+// evictSample is how many entries a full shard looks at to choose one to
+// drop.
+const evictSample = 16
+
+// entry is the state of one bucket held in memory.
+type entry struct {
+	limit  Limit
+	tokens float64 // tokens at the instant at
+	at     int64   // nanoseconds since the table's epoch
+
+	// The fields below are used by Fallback only.
+
+	// redisAt is the Redis clock, in microseconds, of the Redis answer this
+	// entry mirrors.
+	redisAt int64
+
+	// outage is zero while the entry mirrors Redis, and the number of the
+	// outage during which memory decides for the key otherwise.
+	outage uint64
+
+	// spent counts the tokens taken from memory during an outage and not
+	// yet written back to Redis.
+	spent int64
+}
+
+// tokensAt returns the tokens of e at now, refilled under limit.
+func (e *entry) tokensAt(limit Limit, now int64) float64 {
+	return limit.refill(e.tokens, time.Duration(now-e.at))
+}
+
+// idle reports whether e holds nothing worth keeping at now: a full bucket
+// with no spending to write back.
+func (e *entry) idle(now int64) bool {
+	return e.spent == 0 && e.tokensAt(e.limit, now) >= float64(e.limit.Capacity)
+}
+
+// table is a bounded, sharded map from keys to bucket states.
+type table struct {
+	seed     maphash.Seed
+	perShard int
+	shards   [shardCount]shard
+}
+
+type shard struct {
+	mu      sync.Mutex
+	entries map[string]*entry
+	_       [40]byte // keeps neighbouring locks off one cache line
+}
+
+// newTable returns a table that holds about maxKeys entries and never more.
+func newTable(maxKeys int) *table {
+	t := &table{seed: maphash.MakeSeed(), perShard: max(1, maxKeys/shardCount)}
+	for i := range t.shards {
+		t.shards[i].entries = make(map[string]*entry)
+	}
+	return t
+}
+
+// lock returns the shard that holds key, locked.
+func (t *table) lock(key string) *shard {
+	s := &t.shards[maphash.String(t.seed, key)%shardCount]
+	s.mu.Lock()
+	return s
+}
+
+// len returns the number of entries held.
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.entries)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// each calls fn for every entry, shard by shard under the shard's lock.
+// fn returns false to delete the entry.
+func (t *table) each(fn func(key string, e *entry) (keep bool)) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for key, e := range s.entries {
+			if !fn(key, e) {
+				delete(s.entries, key)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// add stores e under key, first making room when the shard is full. The
+// shard must be locked.
+func (s *shard) add(key string, e entry, perShard int, now int64) *entry {
+	if len(s.entries) >= perShard {
+		s.evict(now)
+	}
+	p := &e
+	s.entries[key] = p
+	return p
+}
+
+// evict drops the idle entries among a sample of the shard, or when none
+// is idle, the one of the sample that holds the least: the fullest bucket,
+// preferring one with no spending to write back.
+func (s *shard) evict(now int64) {
+	var (
+		victim   string
+		best     float64
+		found    bool
+		dropped  bool
+		examined int
+	)
+	for key, e := range s.entries {
+		if examined == evictSample {
+			break
+		}
+		examined++
+
+		if e.idle(now) {
+			delete(s.entries, key)
+			dropped = true
+			continue
+		}
+		score := e.tokensAt(e.limit, now) / float64(e.limit.Capacity)
+		if e.spent > 0 {
+			score -= 2 // below any bucket without spending
+		}
+		if !found || score > best {
+			victim, best, found = key, score, true
+		}
+	}
+	if !dropped && found {
+		delete(s.entries, victim)
+	}
+}
