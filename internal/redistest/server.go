@@ -86,6 +86,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		"--save", "",
 		"--protected-mode", "no",
 	}, c.args...)
+	if c.tls {
+		s.args = append(s.args, "--tls-port", strconv.Itoa(s.port))
+	}
 	s.Restart()
 	t.Cleanup(s.Kill)
 	return s
