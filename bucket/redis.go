@@ -29,6 +29,7 @@ var bucketScript = redis.NewScript(bucketSource)
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
+	batch  *coalescer
 }
 
 var _ Store = (*Redis)(nil)
@@ -37,7 +38,7 @@ var _ Store = (*Redis)(nil)
 // Sentinel or a Cluster client. It uses WithPrefix. It does no I/O.
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	o := buildOptions(opts)
-	return &Redis{client: client, prefix: o.prefix}
+	return &Redis{client: client, prefix: o.prefix, batch: newCoalescer(client, bucketScript)}
 }
 
 // Take implements Store.
@@ -77,7 +78,7 @@ func (r *Redis) do(ctx context.Context, key string, limit Limit, req request) (R
 		return Result{}, redisState{}, err
 	}
 
-	reply, err := bucketScript.Run(ctx, r.client, []string{r.KeyName(key)}, req.args(limit)...).Result()
+	reply, err := r.batch.run(ctx, r.KeyName(key), req.args(limit))
 	if err != nil {
 		return Result{}, redisState{}, fmt.Errorf("bucket: redis: %w", err)
 	}

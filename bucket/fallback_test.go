@@ -1,0 +1,276 @@
+package bucket
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+)
+
+// eventLog records the events of a store.
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (l *eventLog) record(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) count(kind EventKind) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *eventLog) last(kind EventKind) (Event, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.events) - 1; i >= 0; i-- {
+		if l.events[i].Kind == kind {
+			return l.events[i], true
+		}
+	}
+	return Event{}, false
+}
+
+// eventually polls cond until it holds, failing the test after a bound
+// generous enough for a loaded machine.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type fallbackFixture struct {
+	server *miniredis.Miniredis
+	clock  *miniClock
+	store  *Fallback
+	events *eventLog
+}
+
+func newFallbackFixture(t *testing.T, opts ...Option) *fallbackFixture {
+	t.Helper()
+	server, client := startMiniredis(t)
+	fx := &fallbackFixture{server: server, clock: newMiniClock(server), events: &eventLog{}}
+	opts = append([]Option{
+		WithClock(fx.clock),
+		WithProbeInterval(10 * time.Millisecond),
+		WithEvents(fx.events.record),
+	}, opts...)
+	fx.store = NewFallback(client, opts...)
+	t.Cleanup(func() { fx.store.Close() })
+	return fx
+}
+
+// redisTokens reads the tokens field of the Redis bucket of key.
+func (fx *fallbackFixture) redisTokens(t *testing.T, key string) float64 {
+	t.Helper()
+	text := fx.server.HGet(fx.store.Redis().KeyName(key), "tokens")
+	tokens, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		t.Fatalf("tokens of %q in Redis: %q: %v", key, text, err)
+	}
+	return tokens
+}
+
+func TestFallbackAnswersFromMemoryWhenRedisDies(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := PerMinute(10, 0.001)
+
+	if res := mustTake(t, fx.store, "k", limit, 1); res.Backend != BackendRedis {
+		t.Fatalf("healthy answer from %s, want redis", res.Backend)
+	}
+
+	fx.server.Close()
+	res := mustTake(t, fx.store, "k", limit, 1)
+	if !res.Allowed || res.Backend != BackendMemory || !fx.store.Active() {
+		t.Fatalf("after Redis died: %+v active %v, want allowed from memory", res, fx.store.Active())
+	}
+	on, ok := fx.events.last(EventFallbackOn)
+	if !ok || on.Err == nil || fx.events.count(EventRedisError) == 0 {
+		t.Fatalf("no fallback_on event with the Redis error: %+v", fx.events.events)
+	}
+}
+
+func TestFallbackKeepsADrainedKeyDrained(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := PerMinute(5, 0.001)
+	mustTake(t, fx.store, "k", limit, 5)
+
+	fx.server.Close()
+	for i := 0; i < 10; i++ {
+		if res := mustTake(t, fx.store, "k", limit, 1); res.Allowed {
+			t.Fatalf("take %d on a drained key allowed after Redis died: %+v", i, res)
+		}
+	}
+}
+
+func TestFallbackStartsFromTheLastRedisState(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := Limit{Capacity: 10, Rate: 1}
+	mustTake(t, fx.store, "k", limit, 7) // 3 left
+
+	fx.clock.Advance(2 * time.Second) // 5 by now
+	fx.server.Close()
+	allowed := 0
+	for i := 0; i < 10; i++ {
+		if mustTake(t, fx.store, "k", limit, 1).Allowed {
+			allowed++
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("memory admitted %d from a key Redis left with 3 two seconds ago, want 5", allowed)
+	}
+}
+
+func TestFallbackSharesTheLimitAmongInstances(t *testing.T) {
+	server, client := startMiniredis(t)
+	var stores []*Fallback
+	for i := 0; i < 4; i++ {
+		f := NewFallback(client, WithProbeInterval(10*time.Millisecond))
+		t.Cleanup(func() { f.Close() })
+		stores = append(stores, f)
+	}
+	eventually(t, "every instance counts four", func() bool {
+		for _, f := range stores {
+			if f.Instances() != 4 {
+				return false
+			}
+		}
+		return true
+	})
+
+	server.Close()
+	limit := PerMinute(100, 0.001)
+	total := 0
+	for _, f := range stores {
+		for i := 0; i < 100; i++ {
+			if mustTake(t, f, "fresh", limit, 1).Allowed {
+				total++
+			}
+		}
+	}
+	if total != 100 {
+		t.Fatalf("four instances cut off together admitted %d on a fresh key, want 100", total)
+	}
+}
+
+func TestFallbackWritesTheOutageBack(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := PerMinute(100, 0.001)
+	mustTake(t, fx.store, "k", limit, 10) // 90 left in Redis
+
+	fx.server.Close()
+	for i := 0; i < 30; i++ {
+		mustTake(t, fx.store, "k", limit, 1)
+	}
+	// Another instance spends in Redis meanwhile; its spending must stay.
+	fx.server.Restart()
+	fx.server.HSet(fx.store.Redis().KeyName("k"), "tokens", "80")
+
+	eventually(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
+	if got := fx.redisTokens(t, "k"); got < 49.9 || got > 50.1 {
+		t.Fatalf("Redis holds %v tokens after 30 were spent from memory, want 50", got)
+	}
+	off, ok := fx.events.last(EventFallbackOff)
+	if !ok || off.WrittenBack != 1 || off.Dropped != 0 {
+		t.Fatalf("fallback_off event %+v, want one key written back", off)
+	}
+	if res := mustTake(t, fx.store, "k", limit, 1); res.Backend != BackendRedis {
+		t.Fatalf("after recovery the answer came from %s", res.Backend)
+	}
+}
+
+func TestFallbackClosesOnlyAfterSeveralGoodProbes(t *testing.T) {
+	server, client := startMiniredis(t)
+	scripts := countScripts(client)
+	var scriptsAtClose atomic.Int64
+	f := NewFallback(client, WithProbeInterval(10*time.Millisecond), WithProbesToClose(5),
+		WithEvents(func(e Event) {
+			if e.Kind == EventFallbackOff {
+				scriptsAtClose.Store(scripts.Load())
+			}
+		}))
+	t.Cleanup(func() { f.Close() })
+
+	// A drain spends nothing, so closing writes nothing back: every script
+	// that succeeds until the breaker closes is a probe.
+	server.Close()
+	if _, err := f.Drain(context.Background(), "k", PerMinute(10, 1), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	server.Restart()
+	before := scripts.Load()
+
+	eventually(t, "the store returns to Redis", func() bool { return !f.Active() })
+	if probes := scriptsAtClose.Load() - before; probes != 5 {
+		t.Fatalf("closed after %d good probes, want 5", probes)
+	}
+}
+
+func TestFallbackRefusesFromMemoryOfARefusal(t *testing.T) {
+	fx := newFallbackFixture(t, WithProbeInterval(time.Hour))
+	limit := PerMinute(3, 1) // a token a minute
+	mustTake(t, fx.store, "k", limit, 3)
+
+	before := fx.server.CommandCount()
+	for i := 0; i < 1000; i++ {
+		res := mustTake(t, fx.store, "k", limit, 1)
+		if res.Allowed || !res.Cached || res.Backend != BackendRedis {
+			t.Fatalf("flood request %d: %+v, want a cached refusal", i, res)
+		}
+	}
+	if n := fx.server.CommandCount() - before; n != 0 {
+		t.Fatalf("a flood of refused requests cost %d Redis commands, want 0", n)
+	}
+
+	// Once a token has refilled, Redis is asked again.
+	fx.clock.Advance(time.Minute)
+	if res := mustTake(t, fx.store, "k", limit, 1); !res.Allowed || res.Cached {
+		t.Fatalf("a minute later: %+v, want allowed by Redis", res)
+	}
+}
+
+func TestFallbackLeavesTheBreakerAloneWhenTheCallerGivesUp(t *testing.T) {
+	fx := newFallbackFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := fx.store.Take(ctx, "k", PerMinute(10, 10), 1); err == nil {
+		t.Fatalf("Take with a cancelled context: no error")
+	}
+	if fx.store.Active() {
+		t.Fatalf("a cancelled caller opened the breaker")
+	}
+}
+
+func TestFallbackCloseStopsItsGoroutine(t *testing.T) {
+	server, client := startMiniredis(t)
+	_ = server
+	before := runtime.NumGoroutine()
+	f := NewFallback(client, WithProbeInterval(time.Millisecond))
+	eventually(t, "the heartbeat runs", func() bool { return f.Instances() == 1 })
+	f.Close()
+	eventually(t, "the goroutine ends", func() bool { return runtime.NumGoroutine() <= before })
+	if n, _ := server.ZMembers(f.instancesKey()); len(n) != 0 {
+		t.Fatalf("Close left the heartbeat %v in Redis", n)
+	}
+}

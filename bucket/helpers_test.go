@@ -1,0 +1,93 @@
+package bucket
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// fakeClock is a Clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// miniClock moves a memory clock and the clock of a miniredis together, so
+// that a test can move time for both sides of a Fallback.
+type miniClock struct {
+	*fakeClock
+	server *miniredis.Miniredis
+}
+
+func newMiniClock(server *miniredis.Miniredis) *miniClock {
+	c := &miniClock{fakeClock: newFakeClock(), server: server}
+	server.SetTime(c.Now())
+	return c
+}
+
+func (c *miniClock) Advance(d time.Duration) {
+	c.fakeClock.Advance(d)
+	c.server.SetTime(c.Now())
+}
+
+// advancer moves the time that a store under test sees.
+type advancer interface {
+	Advance(d time.Duration)
+}
+
+// startMiniredis starts a miniredis and a client of it, both closed when the
+// test ends.
+func startMiniredis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	server := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: server.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	return server, client
+}
+
+// countScripts counts the script calls that client completes without error.
+func countScripts(client *redis.Client) *atomic.Int64 {
+	var n atomic.Int64
+	client.AddHook(scriptCounter{&n})
+	return &n
+}
+
+type scriptCounter struct{ n *atomic.Int64 }
+
+func (scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil && strings.HasPrefix(cmd.Name(), "eval") {
+			c.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (c scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
