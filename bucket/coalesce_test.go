@@ -122,7 +122,7 @@ func TestCoalescerHonoursCallerContext(t *testing.T) {
 
 	// While Redis holds every command, callers fill the flights and queue
 	// up behind them; each must leave when its own deadline passes.
-	pause := 1500 * time.Millisecond
+	pause := 800 * time.Millisecond
 	admin := server.Client(t)
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
