@@ -100,7 +100,9 @@ func (f *Fallback) Debit(ctx context.Context, key string, limit Limit, n int64) 
 
 // Drain implements Store. During an outage it drains the memory bucket of
 // this instance only.
-func (f *Fallback) Drain(ctx context.Context, key string, limit Limit, d time.Duration) (Result, error) {
+func (f *Fallback) Drain(
+	ctx context.Context, key string, limit Limit, d time.Duration,
+) (Result, error) {
 	return f.do(ctx, key, limit, request{kind: drain, hold: d})
 }
 

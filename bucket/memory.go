@@ -34,7 +34,9 @@ func (m *Memory) Debit(_ context.Context, key string, limit Limit, n int64) (Res
 }
 
 // Drain implements Store.
-func (m *Memory) Drain(_ context.Context, key string, limit Limit, d time.Duration) (Result, error) {
+func (m *Memory) Drain(
+	_ context.Context, key string, limit Limit, d time.Duration,
+) (Result, error) {
 	return m.do(key, limit, request{kind: drain, hold: d})
 }
 

@@ -54,7 +54,9 @@ func (r *Redis) Debit(ctx context.Context, key string, limit Limit, n int64) (Re
 }
 
 // Drain implements Store.
-func (r *Redis) Drain(ctx context.Context, key string, limit Limit, d time.Duration) (Result, error) {
+func (r *Redis) Drain(
+	ctx context.Context, key string, limit Limit, d time.Duration,
+) (Result, error) {
 	res, _, err := r.do(ctx, key, limit, request{kind: drain, hold: d})
 	return res, err
 }
@@ -73,7 +75,9 @@ type redisState struct {
 	micros int64   // Redis time of the decision, in microseconds
 }
 
-func (r *Redis) do(ctx context.Context, key string, limit Limit, req request) (Result, redisState, error) {
+func (r *Redis) do(
+	ctx context.Context, key string, limit Limit, req request,
+) (Result, redisState, error) {
 	if err := limit.check(req); err != nil {
 		return Result{}, redisState{}, err
 	}

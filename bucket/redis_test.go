@@ -128,7 +128,8 @@ func TestFallbackKeepsLimitsThroughARedisKill(t *testing.T) {
 
 	server.Restart()
 	eventually(t, "the store returns to Redis", func() bool { return !store.Active() })
-	tokens, err := client.HGet(context.Background(), store.Redis().KeyName("spent"), "tokens").Float64()
+	name := store.Redis().KeyName("spent")
+	tokens, err := client.HGet(context.Background(), name, "tokens").Float64()
 	if err != nil || tokens < 4.9 || tokens > 5.1 {
 		t.Fatalf("Redis holds %v tokens (%v) for a key left with 15 and 10 spent in the outage, want 5",
 			tokens, err)
