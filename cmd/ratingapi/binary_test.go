@@ -1,0 +1,393 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/openclaw/ratelimit/internal/redistest"
+)
+
+// binary is the path of the ratingapi binary that TestMain builds.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ratingapi-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ratingapi")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build ratingapi:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running ratingapi binary.
+type process struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string
+	out  *syncBuffer
+	done chan struct{}
+	code int
+}
+
+// syncBuffer is a buffer that the process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// readyWait bounds how long the binary may take to answer /healthz.
+const readyWait = 20 * time.Second
+
+// start runs the binary with env on a free loopback port and waits until
+// /healthz answers. The test kills it at the end if it still runs.
+func start(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	p := &process{t: t, base: "http://" + addr, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = []string{"LISTEN_ADDR=" + addr}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+
+	deadline := time.Now().Add(readyWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("ratingapi exited with %d before it was ready:\n%s", p.code, p.out)
+		default:
+		}
+		resp, err := http.Get(p.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("ratingapi did not answer within %v:\n%s", readyWait, p.out)
+	return nil
+}
+
+// stop sends SIGTERM and returns the exit status.
+func (p *process) stop() int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(readyWait):
+		p.t.Fatalf("ratingapi did not stop after SIGTERM:\n%s", p.out)
+		return -1
+	}
+}
+
+// post rates item with key and returns the response, body read.
+func (p *process) post(key, item string) (*http.Response, string) {
+	p.t.Helper()
+	body := `{"item_id": "` + item + `", "score": 4}`
+	req, err := http.NewRequest(http.MethodPost, p.base+"/v1/ratings", strings.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	return p.do(req)
+}
+
+func (p *process) get(path string) (*http.Response, string) {
+	p.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, p.base+path, nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return p.do(req)
+}
+
+func (p *process) do(req *http.Request) (*http.Response, string) {
+	p.t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v\n%s", req.Method, req.URL.Path, err, p.out)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// health returns the decoded /healthz answer.
+func (p *process) health() map[string]any {
+	p.t.Helper()
+	_, body := p.get("/healthz")
+	var h map[string]any
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		p.t.Fatalf("healthz %q: %v", body, err)
+	}
+	return h
+}
+
+// drain spends the bucket of key, checking that Remaining falls by one
+// each time, and then that the next request is refused.
+func (p *process) drain(key string, capacity int) {
+	p.t.Helper()
+	for want := capacity - 1; want >= 0; want-- {
+		resp, body := p.post(key, "film-1")
+		if resp.StatusCode != http.StatusCreated {
+			p.t.Fatalf("status %d %s, want 201", resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("X-RateLimit-Remaining"); got != strconv.Itoa(want) {
+			p.t.Fatalf("X-RateLimit-Remaining %q, want %d", got, want)
+		}
+	}
+	resp, body := p.post(key, "film-1")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		p.t.Fatalf("status %d with Retry-After %q (%s), want 429", resp.StatusCode,
+			resp.Header.Get("Retry-After"), body)
+	}
+}
+
+// waitFor polls cond until it holds, failing after a bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(readyWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const (
+	secretKey      = "sk-live-4f9c2a7e1b"
+	secretPassword = "pw-7d1e0b9a55"
+)
+
+func TestBinaryOnMemory(t *testing.T) {
+	p := start(t, map[string]string{
+		"RATE_LIMIT_BUCKET_CAPACITY":     "3",
+		"RATE_LIMIT_REFILL_RATE_PER_MIN": "1",
+		"API_KEYS":                       secretKey + ",other-key",
+	})
+	if h := p.health(); h["store"] != "memory" || h["fallback_active"] != false {
+		t.Errorf("healthz %v", h)
+	}
+	p.drain(secretKey, 3)
+
+	if resp, _ := p.post("unknown-key", "film-1"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unknown key: status %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := p.post("other-key", "film-1"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("other key: status %d, want 201", resp.StatusCode)
+	}
+	_, body := p.get("/v1/items/film-1/rating")
+	_ = body
+	_, metrics := p.get("/metrics")
+	for _, want := range []string{
+		`ratelimit_decisions_total{backend="memory",result="allowed"} 4`,
+		`ratelimit_decisions_total{backend="memory",result="denied"} 1`,
+		`ratelimit_fallback_active 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.out)
+	}
+	logs := p.out.String()
+	if !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("no stopped line in the logs:\n%s", logs)
+	}
+	if strings.Contains(logs, secretKey) {
+		t.Errorf("an API key is in the logs:\n%s", logs)
+	}
+}
+
+func TestBinaryOnRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--requirepass", secretPassword))
+	env := map[string]string{
+		"RATE_LIMIT_BUCKET_CAPACITY":     "3",
+		"RATE_LIMIT_REFILL_RATE_PER_MIN": "1",
+		"REDIS_HOST":                     "127.0.0.1",
+		"REDIS_PORT":                     strconv.Itoa(srv.Port()),
+		"REDIS_PASSWORD":                 secretPassword,
+		"REDIS_RETRY_INTERVAL_MS":        "100",
+		"LOG_LEVEL":                      "debug",
+	}
+	a, b := start(t, env), start(t, env)
+	if h := a.health(); h["store"] != "redis" || h["fallback_active"] != false {
+		t.Errorf("healthz %v", h)
+	}
+
+	// Two instances share the bucket in Redis.
+	a.post(secretKey, "film-1")
+	b.post(secretKey, "film-1")
+	resp, _ := a.post(secretKey, "film-1")
+	if got := resp.Header.Get("X-RateLimit-Remaining"); got != "0" {
+		t.Errorf("remaining %q after three requests on two instances, want 0", got)
+	}
+	if resp, _ := b.post(secretKey, "film-1"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("status %d, want 429", resp.StatusCode)
+	}
+	a.drain("second-key", 3)
+
+	// The bucket lives in Redis under a hash of the key.
+	client := srv.Client(t, func(o *redis.Options) { o.Password = secretPassword })
+	names, err := client.Keys(context.Background(), "openclaw:bucket:*").Result()
+	if err != nil || len(names) < 2 {
+		t.Fatalf("bucket keys %v, %v", names, err)
+	}
+	for _, name := range names {
+		if strings.Contains(name, "sk-live") {
+			t.Errorf("Redis key %q holds the API key", name)
+		}
+	}
+
+	// Redis dies: the instances keep deciding from memory.
+	srv.Kill()
+	waitFor(t, "fallback", func() bool {
+		resp, _ := a.post("third-key", "film-2")
+		return resp.StatusCode < 500 && a.health()["fallback_active"] == true
+	})
+	if resp, _ := a.post(secretKey, "film-1"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("drained key during the outage: status %d, want 429", resp.StatusCode)
+	}
+
+	// Redis returns: the instances go back to it.
+	srv.Restart()
+	waitFor(t, "recovery", func() bool { return a.health()["fallback_active"] == false })
+	_, metrics := a.get("/metrics")
+	for _, want := range []string{
+		`ratelimit_fallback_transitions_total{state="on"} 1`,
+		`ratelimit_fallback_transitions_total{state="off"} 1`,
+		`ratelimit_decisions_total{backend="redis",result="allowed"}`,
+		`ratelimit_decisions_total{backend="memory",result="allowed"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	for _, p := range []*process{a, b} {
+		if code := p.stop(); code != 0 {
+			t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.out)
+		}
+	}
+	logs := a.out.String()
+	for _, want := range []string{`"msg":"rate_limit_fallback","state":"on"`,
+		`"msg":"rate_limit_fallback","state":"off"`, `"keys_written_back":`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	for _, secret := range []string{secretKey, secretPassword} {
+		if strings.Contains(logs+b.out.String(), secret) {
+			t.Errorf("a secret is in the logs:\n%s", logs)
+		}
+	}
+}
+
+func TestBinaryWithRedisDownAtStart(t *testing.T) {
+	port := redistest.FreePort(t) // nothing listens there
+	p := start(t, map[string]string{
+		"RATE_LIMIT_BUCKET_CAPACITY": "2",
+		"REDIS_HOST":                 "127.0.0.1",
+		"REDIS_PORT":                 strconv.Itoa(port),
+		"RATE_LIMIT_BACKEND":         "redis",
+	})
+	p.drain(secretKey, 2)
+	if h := p.health(); h["store"] != "redis" || h["fallback_active"] != true {
+		t.Errorf("healthz %v, want redis with the fallback active", h)
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("exit status %d, want 0:\n%s", code, p.out)
+	}
+}
+
+func TestBinaryRefusesBadEnvironment(t *testing.T) {
+	cases := map[string]string{
+		"RATE_LIMIT_BUCKET_CAPACITY": "many",
+		"RATE_LIMIT_BACKEND":         "redis",
+		"REDIS_URL":                  "redis://user:" + secretPassword + "@cache:1/x",
+		"LOG_FORMAT":                 "yaml",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Env = []string{name + "=" + value}
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Fatalf("exit status %d (%v), want 2:\n%s", code, err, &out)
+			}
+			if !strings.Contains(out.String(), name) {
+				t.Errorf("message does not name %s: %s", name, &out)
+			}
+			if strings.Contains(out.String(), secretPassword) {
+				t.Errorf("message repeats the password: %s", &out)
+			}
+		})
+	}
+}
