@@ -58,7 +58,8 @@ func (e *events) of(k bucket.EventKind) []bucket.Event {
 
 // newFallback returns a Fallback on client with a short probe interval,
 // recording its events, and closes it when the test ends.
-func newFallback(t testing.TB, client redis.UniversalClient, opts ...bucket.Option) (*bucket.Fallback, *events) {
+func newFallback(t testing.TB, client redis.UniversalClient,
+	opts ...bucket.Option) (*bucket.Fallback, *events) {
 	t.Helper()
 	ev := &events{}
 	all := append([]bucket.Option{
@@ -89,7 +90,8 @@ func newClient(t testing.TB, addr string, configure ...func(*redis.Options)) *re
 
 // redisTokens reads the tokens field of the bucket of key on the server
 // that client reaches. A missing bucket is a full one.
-func redisTokens(t testing.TB, client redis.UniversalClient, f *bucket.Fallback, key string, full int64) float64 {
+func redisTokens(t testing.TB, client redis.UniversalClient, f *bucket.Fallback,
+	key string, full int64) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -199,7 +199,8 @@ func TestOutageBound(t *testing.T) {
 
 // takeAllFrom is takeAll that also fails the test when a decision comes
 // from another backend than want.
-func takeAllFrom(t *testing.T, s bucket.Store, key string, limit bucket.Limit, want bucket.Backend) int64 {
+func takeAllFrom(t *testing.T, s bucket.Store, key string, limit bucket.Limit,
+	want bucket.Backend) int64 {
 	t.Helper()
 	var taken int64
 	for range limit.Capacity * 4 {

@@ -82,7 +82,8 @@ func (c *Cluster) Addrs() []string {
 
 // Client returns a cluster client seeded with every master, which the test
 // closes when it ends. Extra settings can be made in configure.
-func (c *Cluster) Client(t testing.TB, configure ...func(*redis.ClusterOptions)) *redis.ClusterClient {
+func (c *Cluster) Client(t testing.TB,
+	configure ...func(*redis.ClusterOptions)) *redis.ClusterClient {
 	t.Helper()
 	o := &redis.ClusterOptions{Addrs: c.Addrs(), DialTimeout: time.Second}
 	for _, fn := range configure {
