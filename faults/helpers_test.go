@@ -93,20 +93,7 @@ func newClient(t testing.TB, addr string, configure ...func(*redis.Options)) *re
 func redisTokens(t testing.TB, client redis.UniversalClient, f *bucket.Fallback,
 	key string, full int64) float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	text, err := client.HGet(ctx, f.Redis().KeyName(key), "tokens").Result()
-	if err == redis.Nil {
-		return float64(full)
-	}
-	if err != nil {
-		t.Fatalf("HGET tokens of %q: %v", key, err)
-	}
-	v, err := strconv.ParseFloat(text, 64)
-	if err != nil {
-		t.Fatalf("tokens %q: %v", text, err)
-	}
-	return v
+	return redisTokensAt(t, client, f.Redis().KeyName(key), full)
 }
 
 // takeAll takes one token at a time from key until the store refuses,
@@ -127,4 +114,24 @@ func takeAll(t testing.TB, s bucket.Store, key string, limit bucket.Limit) int64
 	}
 	t.Fatalf("Take %q never refused after %d tokens", key, taken)
 	return taken
+}
+
+// redisTokensAt reads the tokens field of the bucket at the Redis key
+// name. A missing bucket is a full one.
+func redisTokensAt(t testing.TB, client redis.UniversalClient, name string, full int64) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	text, err := client.HGet(ctx, name, "tokens").Result()
+	if err == redis.Nil {
+		return float64(full)
+	}
+	if err != nil {
+		t.Fatalf("HGET %s tokens: %v", name, err)
+	}
+	v, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		t.Fatalf("tokens %q: %v", text, err)
+	}
+	return v
 }
