@@ -157,6 +157,10 @@ func (t *Transport) waitMarks(ctx context.Context, key string, costs []int64,
 // release gives back the costs taken from the first quotas for a request
 // that will not go, or, when the store cannot give tokens back, reports
 // them as wasted.
+//
+// TODO: no store of package bucket implements Refunder yet, so with them
+// such tokens stay spent; the marks keep this to requests refused by a
+// bucket this process had not yet seen refuse, or whose context ended.
 func (t *Transport) release(req *http.Request, key string, costs []int64) {
 	ctx := context.WithoutCancel(req.Context())
 	for i := len(costs) - 1; i >= 0; i-- {
