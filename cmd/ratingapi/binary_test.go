@@ -239,11 +239,14 @@ func TestBinaryOnMemory(t *testing.T) {
 	if resp, _ := p.post("other-key", "film-1"); resp.StatusCode != http.StatusCreated {
 		t.Errorf("other key: status %d, want 201", resp.StatusCode)
 	}
-	_, body := p.get("/v1/items/film-1/rating")
-	_ = body
+	req, _ := http.NewRequest(http.MethodGet, p.base+"/v1/items/film-1/rating", nil)
+	req.Header.Set("X-API-Key", "other-key")
+	if resp, body := p.do(req); !strings.Contains(body, `"count":4`) {
+		t.Errorf("rating: %d %s, want a count of 4", resp.StatusCode, body)
+	}
 	_, metrics := p.get("/metrics")
 	for _, want := range []string{
-		`ratelimit_decisions_total{backend="memory",result="allowed"} 4`,
+		`ratelimit_decisions_total{backend="memory",result="allowed"} 5`,
 		`ratelimit_decisions_total{backend="memory",result="denied"} 1`,
 		`ratelimit_fallback_active 0`,
 	} {
@@ -252,8 +255,15 @@ func TestBinaryOnMemory(t *testing.T) {
 		}
 	}
 
+	if code := healthcheckStatus(p); code != 0 {
+		t.Errorf("healthcheck of a running instance: exit status %d, want 0", code)
+	}
+
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.out)
+	}
+	if code := healthcheckStatus(p); code != 1 {
+		t.Errorf("healthcheck of a stopped instance: exit status %d, want 1", code)
 	}
 	logs := p.out.String()
 	if !strings.Contains(logs, `"msg":"stopped"`) {
@@ -262,6 +272,14 @@ func TestBinaryOnMemory(t *testing.T) {
 	if strings.Contains(logs, secretKey) {
 		t.Errorf("an API key is in the logs:\n%s", logs)
 	}
+}
+
+// healthcheckStatus runs "ratingapi healthcheck" against p.
+func healthcheckStatus(p *process) int {
+	cmd := exec.Command(binary, "healthcheck")
+	cmd.Env = []string{"LISTEN_ADDR=" + strings.TrimPrefix(p.base, "http://")}
+	_ = cmd.Run()
+	return cmd.ProcessState.ExitCode()
 }
 
 func TestBinaryOnRedis(t *testing.T) {
