@@ -19,7 +19,9 @@ const testKey = "test-key-1"
 
 // do sends one request to h. A body sent with a POST is JSON unless the
 // caller sets Content-Type itself.
-func do(t *testing.T, h http.Handler, method, path, key, body string, header ...string) *httptest.ResponseRecorder {
+func do(
+	t *testing.T, h http.Handler, method, path, key, body string, header ...string,
+) *httptest.ResponseRecorder {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -106,8 +108,10 @@ func TestHealthAndMetricsNeedNoKey(t *testing.T) {
 	})
 	h := ratingapi.New(ratingapi.Config{
 		RateLimit: ratelimit.New(bucket.NewMemory(), bucket.Limit{Capacity: 1}),
-		Health:    func() ratingapi.Health { return ratingapi.Health{Store: "redis", FallbackActive: true} },
-		Metrics:   metrics,
+		Health: func() ratingapi.Health {
+			return ratingapi.Health{Store: "redis", FallbackActive: true}
+		},
+		Metrics: metrics,
 	})
 
 	for range 3 {
@@ -121,7 +125,8 @@ func TestHealthAndMetricsNeedNoKey(t *testing.T) {
 		if rec.Header().Get("X-RateLimit-Limit") != "" {
 			t.Error("healthz is rate limited")
 		}
-		if rec := do(t, h, "GET", "/metrics", "", ""); rec.Code != 200 || rec.Body.String() != "metric 1\n" {
+		rec = do(t, h, "GET", "/metrics", "", "")
+		if rec.Code != 200 || rec.Body.String() != "metric 1\n" {
 			t.Errorf("metrics: %d %q", rec.Code, rec.Body)
 		}
 	}

@@ -100,7 +100,9 @@ func TestCharsetUTF8IsAccepted(t *testing.T) {
 }
 
 // sendRaw sends a request with a key and exactly the given headers.
-func sendRaw(h http.Handler, method, path, body string, header []string) *httptest.ResponseRecorder {
+func sendRaw(
+	h http.Handler, method, path, body string, header []string,
+) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, "/", strings.NewReader(body))
 	req.URL.Path, req.URL.RawPath, req.RequestURI = "", "", path
 	if u, err := req.URL.Parse(path); err == nil {

@@ -41,7 +41,9 @@ type countingStore struct {
 	calls atomic.Int64
 }
 
-func (s *countingStore) Take(ctx context.Context, key string, l bucket.Limit, n int64) (bucket.Result, error) {
+func (s *countingStore) Take(
+	ctx context.Context, key string, l bucket.Limit, n int64,
+) (bucket.Result, error) {
 	s.calls.Add(1)
 	return s.Store.Take(ctx, key, l, n)
 }

@@ -59,10 +59,9 @@ func TestKeyFunc(t *testing.T) {
 	}
 
 	// The key function's key, not the header, names the bucket.
-	if _, err := store.Take(context.Background(), "user:ben", bucket.Limit{Capacity: 1}, 1); err != nil {
-		t.Fatal(err)
-	} else if res, _ := store.Take(context.Background(), "user:ben", bucket.Limit{Capacity: 1}, 1); res.Allowed {
-		t.Error("bucket user:ben was not spent by the middleware")
+	res, err := store.Take(context.Background(), "user:ben", bucket.Limit{Capacity: 1}, 1)
+	if err != nil || res.Allowed {
+		t.Errorf("bucket user:ben: %+v, %v; want it spent by the middleware", res, err)
 	}
 }
 
@@ -241,7 +240,8 @@ func TestShadow(t *testing.T) {
 	wantHeader(t, rec, "RateLimit", `"default";r=0;t=1`)
 	wantHeader(t, rec, "Retry-After", "")
 
-	want := []ratelimit.Outcome{"allowed", "allowed", "shadow_denied", "shadow_denied", "shadow_denied"}
+	want := []ratelimit.Outcome{"allowed", "allowed",
+		"shadow_denied", "shadow_denied", "shadow_denied"}
 	for i, o := range seen {
 		if o.Outcome != want[i] || o.Backend != bucket.BackendMemory {
 			t.Errorf("observation %d = %+v, want %s from memory", i, o, want[i])
@@ -329,7 +329,9 @@ type refusingStore struct {
 	onTake func()
 }
 
-func (s *refusingStore) Take(ctx context.Context, _ string, l bucket.Limit, _ int64) (bucket.Result, error) {
+func (s *refusingStore) Take(
+	ctx context.Context, _ string, l bucket.Limit, _ int64,
+) (bucket.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return bucket.Result{}, err
 	}

@@ -116,7 +116,9 @@ func (l *limiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // decide takes the tokens, waiting for them in wait mode. It reports
 // whether the request waited.
-func (l *limiter) decide(ctx context.Context, key string, limit bucket.Limit, cost int64) (bucket.Result, bool, error) {
+func (l *limiter) decide(
+	ctx context.Context, key string, limit bucket.Limit, cost int64,
+) (bucket.Result, bool, error) {
 	res, err := l.store.Take(ctx, key, limit, cost)
 	if err != nil || res.Allowed || l.maxWait <= 0 || l.shadow ||
 		res.RetryAfter > l.maxWait {
