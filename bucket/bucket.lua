@@ -4,8 +4,8 @@
 --          (Redis time in microseconds when tokens was true)
 -- ARGV[1]  capacity
 -- ARGV[2]  rate, tokens a second
--- ARGV[3]  operation: 0 take, 1 debit, 2 drain
--- ARGV[4]  tokens to take or debit, or microseconds to drain for
+-- ARGV[3]  operation: 0 take, 1 debit, 2 drain, 3 refund
+-- ARGV[4]  tokens to take, debit or refund, or microseconds to drain for
 --
 -- Returns {allowed (0 or 1), tokens after (as a string, to keep fractions),
 -- Redis time in microseconds}.
@@ -46,6 +46,8 @@ if op == 0 then
   end
 elseif op == 1 then
   tokens = math.max(tokens - amount, -capacity)
+elseif op == 3 then
+  tokens = math.min(tokens + amount, capacity)
 else
   tokens = math.min(tokens, -amount * rate / 1000000)
 end

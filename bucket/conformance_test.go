@@ -278,3 +278,26 @@ func TestStoreKeepsFractions(t *testing.T) {
 		}
 	})
 }
+
+func TestStoreRefundGivesTokensBack(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s storeUnderTest) {
+		ctx := context.Background()
+		limit := PerMinute(10, 0.0001)
+		mustTake(t, s.store, "k", limit, 6)
+
+		res, err := s.store.Refund(ctx, "k", limit, 4)
+		if err != nil || res.Remaining != 8 {
+			t.Fatalf("refund 4 after taking 6 of 10: %+v %v, want 8 remaining", res, err)
+		}
+		res, err = s.store.Refund(ctx, "k", limit, 5)
+		if err != nil || res.Remaining != 10 {
+			t.Fatalf("refund past the capacity: %+v %v, want 10 remaining", res, err)
+		}
+		if res := mustTake(t, s.store, "k", limit, 10); !res.Allowed {
+			t.Fatalf("take 10 after refunds: %+v", res)
+		}
+		if _, err := s.store.Refund(ctx, "k", limit, 0); !errors.Is(err, ErrInvalidCost) {
+			t.Fatalf("refund 0: %v, want %v", err, ErrInvalidCost)
+		}
+	})
+}

@@ -98,6 +98,13 @@ func (f *Fallback) Debit(ctx context.Context, key string, limit Limit, n int64) 
 	return f.do(ctx, key, limit, request{kind: debit, n: n})
 }
 
+// Refund implements Store. During an outage it gives back no more than this
+// instance took from memory in the outage: tokens taken from Redis before
+// it are spent where the other instances can see them.
+func (f *Fallback) Refund(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
+	return f.do(ctx, key, limit, request{kind: refund, n: n})
+}
+
 // Drain implements Store. During an outage it drains the memory bucket of
 // this instance only.
 func (f *Fallback) Drain(
@@ -259,9 +266,15 @@ func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result,
 		tokens := e.tokensAt(limit, f.openedAt) * f.share
 		e.tokens, e.at, e.outage = tokens, f.openedAt, f.outage
 	}
+	if req.kind == refund {
+		req.n = min(req.n, e.spent)
+	}
 	allowed, tokens := shared.apply(req, e.tokensAt(shared, now))
 	e.limit, e.tokens, e.at = limit, tokens, now
-	if allowed && req.kind != drain {
+	switch {
+	case req.kind == refund:
+		e.spent -= req.n
+	case allowed && req.kind != drain:
 		e.spent += req.n
 	}
 	s.mu.Unlock()

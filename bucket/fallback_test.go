@@ -231,6 +231,9 @@ func TestFallbackRefusesFromMemoryOfARefusal(t *testing.T) {
 	fx := newFallbackFixture(t, WithProbeInterval(time.Hour))
 	limit := PerMinute(3, 1) // a token a minute
 	mustTake(t, fx.store, "k", limit, 3)
+	eventually(t, "the first heartbeat is done", func() bool {
+		return fx.server.Exists(fx.store.instancesKey())
+	})
 
 	before := fx.server.CommandCount()
 	for i := 0; i < 1000; i++ {
@@ -272,5 +275,26 @@ func TestFallbackCloseStopsItsGoroutine(t *testing.T) {
 	eventually(t, "the goroutine ends", func() bool { return runtime.NumGoroutine() <= before })
 	if n, _ := server.ZMembers(f.instancesKey()); len(n) != 0 {
 		t.Fatalf("Close left the heartbeat %v in Redis", n)
+	}
+}
+
+func TestFallbackRefundsOnlyWhatTheOutageSpent(t *testing.T) {
+	fx := newFallbackFixture(t)
+	ctx := context.Background()
+	limit := PerMinute(10, 0.0001)
+	mustTake(t, fx.store, "k", limit, 6) // spent in Redis: 4 left
+
+	fx.server.Close()
+	mustTake(t, fx.store, "k", limit, 3) // spent in memory: 1 left
+	res, err := fx.store.Refund(ctx, "k", limit, 9)
+	if err != nil || res.Remaining != 4 || res.Backend != BackendMemory {
+		t.Fatalf("refund 9 with 3 spent in the outage: %+v %v, want 4 remaining", res, err)
+	}
+
+	// The refunded spending is not written back.
+	fx.server.Restart()
+	eventually(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
+	if got := fx.redisTokens(t, "k"); got < 3.9 || got > 4.1 {
+		t.Fatalf("Redis holds %v tokens, want the 4 left before the outage", got)
 	}
 }

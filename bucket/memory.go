@@ -33,6 +33,11 @@ func (m *Memory) Debit(_ context.Context, key string, limit Limit, n int64) (Res
 	return m.do(key, limit, request{kind: debit, n: n})
 }
 
+// Refund implements Store.
+func (m *Memory) Refund(_ context.Context, key string, limit Limit, n int64) (Result, error) {
+	return m.do(key, limit, request{kind: refund, n: n})
+}
+
 // Drain implements Store.
 func (m *Memory) Drain(
 	_ context.Context, key string, limit Limit, d time.Duration,

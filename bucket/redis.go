@@ -38,7 +38,7 @@ var _ Store = (*Redis)(nil)
 // Sentinel or a Cluster client. It uses WithPrefix. It does no I/O.
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	o := buildOptions(opts)
-	return &Redis{client: client, prefix: o.prefix, batch: newCoalescer(client, bucketScript)}
+	return &Redis{client: client, prefix: o.prefix, batch: newCoalescer(client)}
 }
 
 // Take implements Store.
@@ -50,6 +50,12 @@ func (r *Redis) Take(ctx context.Context, key string, limit Limit, n int64) (Res
 // Debit implements Store.
 func (r *Redis) Debit(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
 	res, _, err := r.do(ctx, key, limit, request{kind: debit, n: n})
+	return res, err
+}
+
+// Refund implements Store.
+func (r *Redis) Refund(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
+	res, _, err := r.do(ctx, key, limit, request{kind: refund, n: n})
 	return res, err
 }
 

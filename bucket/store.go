@@ -28,6 +28,11 @@ type Store interface {
 	// for example because a server upstream said to come back after d. A
 	// bucket that is already emptier than that is left as it is.
 	Drain(ctx context.Context, key string, limit Limit, d time.Duration) (Result, error)
+
+	// Refund gives back n tokens that a Take took for work that then did
+	// not happen, for example a request that a second limit refused. The
+	// bucket never holds more than its capacity.
+	Refund(ctx context.Context, key string, limit Limit, n int64) (Result, error)
 }
 
 // Wait takes n tokens from the bucket of key, waiting for them as long as
@@ -62,7 +67,7 @@ func Wait(ctx context.Context, store Store, key string, limit Limit, n int64) (R
 // request is one operation on a bucket.
 type request struct {
 	kind requestKind
-	n    int64         // tokens, for take and debit
+	n    int64         // tokens, for take, debit and refund
 	hold time.Duration // for drain
 }
 
@@ -72,6 +77,7 @@ const (
 	take requestKind = iota
 	debit
 	drain
+	refund
 )
 
 // debtFloor is how far into debt a debit may put a bucket, in capacities.
@@ -86,6 +92,8 @@ func (l Limit) apply(req request, tokens float64) (bool, float64) {
 		return true, max(tokens-float64(req.n), floor)
 	case drain:
 		return true, min(tokens, -req.hold.Seconds()*l.Rate)
+	case refund:
+		return true, min(tokens+float64(req.n), float64(l.Capacity))
 	default:
 		if tokens+slack < float64(req.n) {
 			return false, tokens
@@ -99,7 +107,7 @@ func (l Limit) check(req request) error {
 	switch req.kind {
 	case take:
 		return l.checkCost(req.n)
-	case debit:
+	case debit, refund:
 		if err := l.Validate(); err != nil {
 			return err
 		}
