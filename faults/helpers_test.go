@@ -63,11 +63,21 @@ func newFallback(t testing.TB, client redis.UniversalClient,
 	t.Helper()
 	ev := &events{}
 	all := append([]bucket.Option{
+		// A cold connection (dial, TLS, cluster slots, script load) must
+		// fit in one deadline on a loaded machine under the race detector.
+		bucket.WithTimeout(500 * time.Millisecond),
 		bucket.WithProbeInterval(probe),
 		bucket.WithEvents(ev.record),
 	}, opts...)
 	f := bucket.NewFallback(client, all...)
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() {
+			for _, e := range ev.of(bucket.EventFallbackOn) {
+				t.Logf("fallback_on: %v", e.Err)
+			}
+		}
+	})
 	return f, ev
 }
 

@@ -23,7 +23,7 @@ func TestProcessOnCluster(t *testing.T) {
 		"RATE_LIMIT_BUCKET_CAPACITY":     strconv.Itoa(capacity),
 		"RATE_LIMIT_REFILL_RATE_PER_MIN": "0.01",
 		"REDIS_RETRY_INTERVAL_MS":        "50",
-		"REDIS_TIMEOUT_MS":               "200",
+		"REDIS_TIMEOUT_MS":               "500",
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()

@@ -247,6 +247,6 @@ func apiEnv(redisURL string, capacity int) map[string]string {
 		"RATE_LIMIT_BUCKET_CAPACITY":     strconv.Itoa(capacity),
 		"RATE_LIMIT_REFILL_RATE_PER_MIN": "0.01",
 		"REDIS_RETRY_INTERVAL_MS":        "50",
-		"REDIS_TIMEOUT_MS":               "200",
+		"REDIS_TIMEOUT_MS":               "500",
 	}
 }
