@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -407,5 +408,55 @@ func TestBinaryRefusesBadEnvironment(t *testing.T) {
 				t.Errorf("message repeats the password: %s", &out)
 			}
 		})
+	}
+}
+
+func TestBinaryDrainsWaitingRequestsOnSIGTERM(t *testing.T) {
+	p := start(t, map[string]string{
+		"RATE_LIMIT_BUCKET_CAPACITY":     "1",
+		"RATE_LIMIT_REFILL_RATE_PER_MIN": "30", // a token every 2 s
+		"RATE_LIMIT_MAX_WAIT_MS":         "10000",
+	})
+	p.post(secretKey, "film-1")
+
+	// The second request waits about 2 s for its token.
+	wrote := make(chan struct{})
+	type answer struct {
+		status int
+		err    error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		body := strings.NewReader(`{"item_id": "film-1", "score": 2}`)
+		req, _ := http.NewRequest(http.MethodPost, p.base+"/v1/ratings", body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", secretKey)
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+			close(wrote)
+		}}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+		resp, err := (&http.Client{Timeout: readyWait}).Do(req)
+		if err != nil {
+			answers <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		answers <- answer{status: resp.StatusCode}
+	}()
+	<-wrote
+	// Give the server a moment to read the request it was sent; the
+	// request then waits far longer than this for its token.
+	time.Sleep(300 * time.Millisecond)
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a := <-answers
+	if a.err != nil || a.status != http.StatusCreated {
+		t.Errorf("in-flight request: status %d, error %v; want 201", a.status, a.err)
+	}
+	<-p.done
+	if p.code != 0 {
+		t.Errorf("exit status %d, want 0:\n%s", p.code, p.out)
 	}
 }
