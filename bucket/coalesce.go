@@ -2,6 +2,9 @@ package bucket
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,11 +16,39 @@ import (
 // next one.
 const maxFlights = 2
 
-// maxBatch bounds the calls sent in one pipeline, so that one batch does not
-// hold a connection for long.
-const maxBatch = 512
+// maxBatch bounds the calls sent in one pipeline, and maxGroup the
+// decisions in one script call, so that neither holds Redis for long.
+const (
+	maxBatch = 512
+	maxGroup = 128
+)
 
-// coalescer sends the script calls that wait at the same moment as one
+// batchSource runs the bucket script once for each key it is given, every
+// decision in its own protected call, so that one failed decision fails
+// alone. The bucket script is kept word for word as the body of a
+// function, whose KEYS and ARGV are those of one decision.
+//
+// ARGV holds the four arguments of each decision in turn. The reply holds
+// three fields for each decision: the reply of the bucket script, or -1
+// and the error text.
+var batchSource = "local function decide(KEYS, ARGV)\n" + bucketSource + "\nend\n" + `
+local out = {}
+for i = 1, #KEYS do
+  local a = 4 * (i - 1)
+  local ok, r = pcall(decide, {KEYS[i]}, {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]})
+  if ok then
+    out[#out + 1], out[#out + 2], out[#out + 3] = r[1], r[2], r[3]
+  else
+    if type(r) == 'table' then r = r.err end
+    out[#out + 1], out[#out + 2], out[#out + 3] = -1, tostring(r), 0
+  end
+end
+return out
+`
+
+var batchScript = redis.NewScript(batchSource)
+
+// coalescer sends the decisions that wait at the same moment as one
 // pipelined write. A call that finds a flight free starts one at once, so
 // an idle call pays no delay but the start of a goroutine. Calls that
 // arrive while every flight is in the air queue up, and the first flight
@@ -25,16 +56,29 @@ const maxBatch = 512
 // goroutine ends when it lands to an empty queue, so none runs between
 // calls. Callers wait on their own contexts, never on the wire.
 //
-// On a Cluster client go-redis splits each pipeline by node. A NOSCRIPT
-// reply, which a pipeline cannot answer with EVAL, loads the script (on
-// every master) and sends the refused calls again.
+// Within a flight, decisions whose keys live on the same node go to Redis
+// in one script call, which runs the bucket script for each of them in
+// turn: Redis pays the fixed cost of a script call once for all of them.
+// On a single node that is every key; on a Cluster, every key of one hash
+// slot, so that the call stays legal there; on other clients, such as a
+// Ring, only calls on the very same key share a script call. go-redis
+// splits each Cluster pipeline by node.
+//
+// A NOSCRIPT reply, which a pipeline cannot answer with EVAL, loads the
+// script (on every master) and sends the refused calls again.
 type coalescer struct {
 	client redis.UniversalClient
-	script *redis.Script
+	group  func(key string) groupKey
 
 	mu     sync.Mutex
 	queue  []*call
 	flying int
+}
+
+// groupKey names the decisions that may share one script call.
+type groupKey struct {
+	slot int
+	key  string
 }
 
 // callState is where a call is on its way; the coalescer's mutex guards it.
@@ -46,12 +90,14 @@ const (
 	abandoned                  // its caller left before it was sent
 )
 
-// call is one script call and the reply it gets.
+// call is one decision and the reply it gets.
 type call struct {
 	ctx   context.Context
 	state callState
-	argv  [8]any
-	cmd   *redis.Cmd
+	key   string
+	args  []any
+	reply []any
+	err   error
 	done  chan struct{} // signalled once, when the reply is there
 }
 
@@ -59,21 +105,32 @@ var callPool = sync.Pool{
 	New: func() any { return &call{done: make(chan struct{}, 1)} },
 }
 
-func newCoalescer(client redis.UniversalClient, script *redis.Script) *coalescer {
-	return &coalescer{client: client, script: script}
+func newCoalescer(client redis.UniversalClient) *coalescer {
+	c := &coalescer{client: client}
+	switch client.(type) {
+	case *redis.Client:
+		c.group = func(string) groupKey { return groupKey{} }
+	case *redis.ClusterClient:
+		c.group = func(key string) groupKey { return groupKey{slot: slotOf(key)} }
+	default:
+		c.group = func(key string) groupKey { return groupKey{key: key} }
+	}
+	return c
 }
 
-// run calls the script on key with args and returns its reply. It returns
-// early with ctx.Err() when ctx ends first; the call may still run in Redis
-// then, as any command whose reply nobody waits for.
+// run makes the decision of the bucket script on key with args, which are
+// four, and returns its reply. It returns early with ctx.Err() when ctx
+// ends first; the decision may still be made in Redis then, as any command
+// whose reply nobody waits for.
 func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if len(args) != 4 {
+		return nil, fmt.Errorf("bucket: %d script arguments, want 4", len(args))
+	}
 	cl := callPool.Get().(*call)
-	cl.ctx, cl.state, cl.cmd = ctx, queued, nil
-	cl.argv = [8]any{"evalsha", c.script.Hash(), 1, key}
-	copy(cl.argv[4:], args)
+	cl.ctx, cl.state, cl.key, cl.args = ctx, queued, key, args
 
 	c.mu.Lock()
 	c.queue = append(c.queue, cl)
@@ -96,10 +153,13 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 		return nil, ctx.Err()
 	}
 
-	reply, err := cl.cmd.Val(), cl.cmd.Err()
-	cl.ctx, cl.cmd, cl.argv = nil, nil, [8]any{}
+	reply, err := cl.reply, cl.err
+	*cl = call{done: cl.done}
 	callPool.Put(cl)
-	return reply, err
+	if err != nil {
+		return nil, err
+	}
+	return reply, nil
 }
 
 // fly sends the queue, trip after trip, until it finds the queue empty.
@@ -151,42 +211,101 @@ func (c *coalescer) take() []*call {
 	return batch
 }
 
-// send runs batch as one pipeline, and once more for the calls that Redis
-// refused with NOSCRIPT, after loading the script.
+// send makes the decisions of batch, a script call for each group of them,
+// in one pipeline; and once more for the groups that Redis refused with
+// NOSCRIPT, after loading the script.
 func (c *coalescer) send(batch []*call) {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
 
-	c.exec(ctx, batch)
-
-	var again []*call
-	for _, cl := range batch {
-		if redis.HasErrorPrefix(cl.cmd.Err(), "NOSCRIPT") {
-			again = append(again, cl)
-		}
-	}
+	again := c.exec(ctx, c.groups(batch))
 	if len(again) == 0 {
 		return
 	}
-	if err := c.script.Load(ctx, c.client).Err(); err != nil {
-		for _, cl := range again {
-			cl.cmd.SetErr(err)
+	if err := batchScript.Load(ctx, c.client).Err(); err != nil {
+		for _, g := range again {
+			for _, cl := range g {
+				cl.err = err
+			}
 		}
 		return
 	}
-	c.exec(ctx, again)
+	for _, g := range c.exec(ctx, again) {
+		for _, cl := range g {
+			cl.err = fmt.Errorf("bucket: script still missing after loading it: %w", cl.err)
+		}
+	}
 }
 
-// exec sends the calls in one pipeline; each call's command holds its
-// reply or error afterwards.
-func (c *coalescer) exec(ctx context.Context, calls []*call) {
+// groups splits batch into the groups that may share a script call, each
+// at most maxGroup long, keeping the order of the calls within a group.
+func (c *coalescer) groups(batch []*call) [][]*call {
+	var out [][]*call
+	index := make(map[groupKey]int)
+	for _, cl := range batch {
+		g := c.group(cl.key)
+		i, ok := index[g]
+		if !ok || len(out[i]) == maxGroup {
+			i = len(out)
+			index[g] = i
+			out = append(out, make([]*call, 0, min(len(batch), maxGroup)))
+		}
+		out[i] = append(out[i], cl)
+	}
+	return out
+}
+
+// exec sends one script call for each group in one pipeline and hands
+// each call its reply or error. It returns the groups refused with
+// NOSCRIPT, whose calls hold that error.
+func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 	pipe := c.client.Pipeline()
-	for _, cl := range calls {
-		cl.cmd = redis.NewCmd(cl.ctx, cl.argv[:]...)
-		_ = pipe.Process(ctx, cl.cmd)
+	cmds := make([]*redis.Cmd, len(groups))
+	for i, g := range groups {
+		argv := make([]any, 3, 3+5*len(g))
+		argv[0], argv[1], argv[2] = "evalsha", batchScript.Hash(), len(g)
+		for _, cl := range g {
+			argv = append(argv, cl.key)
+		}
+		for _, cl := range g {
+			argv = append(argv, cl.args...)
+		}
+		cmds[i] = redis.NewCmd(ctx, argv...)
+		_ = pipe.Process(ctx, cmds[i])
 	}
 	// Every command carries its own error; the first is returned here too.
 	_, _ = pipe.Exec(ctx)
+
+	var missing [][]*call
+	for i, g := range groups {
+		err := cmds[i].Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			missing = append(missing, g)
+		}
+		deliver(g, cmds[i].Val(), err)
+	}
+	return missing
+}
+
+// deliver hands each call of a group its part of the reply.
+func deliver(g []*call, reply any, err error) {
+	fields, ok := reply.([]any)
+	if err == nil && (!ok || len(fields) != 3*len(g)) {
+		err = fmt.Errorf("bucket: redis: unexpected reply %v", reply)
+	}
+	for i, cl := range g {
+		if err != nil {
+			cl.reply, cl.err = nil, err
+			continue
+		}
+		part := fields[3*i : 3*i+3 : 3*i+3]
+		if code, _ := part[0].(int64); code < 0 {
+			text, _ := part[1].(string)
+			cl.reply, cl.err = nil, errors.New(text)
+			continue
+		}
+		cl.reply, cl.err = part, nil
+	}
 }
 
 // batchContext returns the context a pipeline runs under: no single
@@ -206,4 +325,32 @@ func batchContext(batch []*call) (context.Context, context.CancelFunc) {
 		}
 	}
 	return context.WithDeadline(base, latest)
+}
+
+// slotOf returns the Redis Cluster hash slot of key: the CRC16 of its hash
+// tag, the part between the first { and the next }, when that part is not
+// empty, and of the whole key otherwise.
+func slotOf(key string) int {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if n := strings.IndexByte(key[open+1:], '}'); n > 0 {
+			key = key[open+1 : open+1+n]
+		}
+	}
+	return int(crc16(key) % 16384)
+}
+
+// crc16 is CRC-16/XMODEM, the checksum Redis Cluster hashes keys with.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
 }

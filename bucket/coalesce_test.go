@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,6 +176,60 @@ func TestCoalescerReportsRedisErrors(t *testing.T) {
 	for i, err := range errs {
 		if err == nil {
 			t.Errorf("caller %d: Take on a dead Redis returned no error", i)
+		}
+	}
+}
+
+func TestCoalescerSlotsMatchCluster(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t, 3)
+	client := cluster.Client(t)
+	store := NewRedis(client)
+
+	keys := []string{"", "a", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "{}x"}
+	for i := range 20 {
+		keys = append(keys, store.KeyName(fmt.Sprint("tenant-", i)))
+	}
+	for _, key := range keys {
+		want, err := client.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT %q: %v", key, err)
+		}
+		if got := slotOf(key); int64(got) != want {
+			t.Errorf("slotOf(%q) = %d, Redis says %d", key, got, want)
+		}
+	}
+}
+
+func TestCoalescerFailsOneDecisionAlone(t *testing.T) {
+	ctx := context.Background()
+	server := redistest.Start(t)
+	client := server.Client(t)
+	store := NewRedis(client)
+	limit := Limit{Capacity: 10, Rate: 1}
+
+	// A key that holds a string makes its own decision fail inside the
+	// script call it shares with the others.
+	if err := client.Set(ctx, store.KeyName("broken"), "x", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	keys := []string{"a", "broken", "b", "c", "broken", "d"}
+	for round := range 20 {
+		errs := make([]error, len(keys))
+		var wg sync.WaitGroup
+		for i, key := range keys {
+			wg.Go(func() {
+				_, errs[i] = store.Take(ctx, key, limit, 1)
+			})
+		}
+		wg.Wait()
+		for i, key := range keys {
+			if (errs[i] != nil) != (key == "broken") {
+				t.Fatalf("round %d, key %s: error %v", round, key, errs[i])
+			}
+			if key == "broken" && !strings.Contains(errs[i].Error(), "WRONGTYPE") {
+				t.Fatalf("round %d: error %q does not say WRONGTYPE", round, errs[i])
+			}
 		}
 	}
 }
