@@ -130,6 +130,9 @@ func TestStoreRetryAndReset(t *testing.T) {
 		if !res.Allowed || res.Remaining != 0 || res.ResetAfter != 5*time.Second {
 			t.Fatalf("after 2s: %+v, want allowed, 0 remaining, full in 5s", res)
 		}
+		if res.RetryAfter != 0 || res.Next != 2*time.Second {
+			t.Fatalf("after 2s: retry %v next %v, want 0 and 2s", res.RetryAfter, res.Next)
+		}
 	})
 }
 

@@ -140,6 +140,11 @@ func TestFallbackStartsFromTheLastRedisState(t *testing.T) {
 	if allowed != 5 {
 		t.Fatalf("memory admitted %d from a key Redis left with 3 two seconds ago, want 5", allowed)
 	}
+
+	// Alone, the instance refills at the whole rate.
+	if res := mustTake(t, fx.store, "k", limit, 1); res.Next != time.Second {
+		t.Fatalf("next token in %v from memory, want 1s", res.Next)
+	}
 }
 
 func TestFallbackSharesTheLimitAmongInstances(t *testing.T) {
@@ -222,8 +227,8 @@ func TestFallbackClosesOnlyAfterSeveralGoodProbes(t *testing.T) {
 	before := scripts.Load()
 
 	eventually(t, "the store returns to Redis", func() bool { return !f.Active() })
-	if probes := scriptsAtClose.Load() - before; probes != 5 {
-		t.Fatalf("closed after %d good probes, want 5", probes)
+	if probes := scriptsAtClose.Load() - before; probes < 5 {
+		t.Fatalf("closed after %d good probes, want at least 5", probes)
 	}
 }
 

@@ -125,6 +125,11 @@ type Result struct {
 	// when Allowed, Forever when the bucket never refills.
 	RetryAfter time.Duration
 
+	// Next is how long until a request of the same cost could be allowed
+	// after this decision: zero while enough tokens remain, Forever when the
+	// bucket never refills. For a refusal it equals RetryAfter.
+	Next time.Duration
+
 	// ResetAfter is how long until the bucket is full again.
 	ResetAfter time.Duration
 
@@ -148,8 +153,9 @@ func (l Limit) result(allowed bool, tokens float64, n int64, backend Backend) Re
 	if tokens > 0 {
 		res.Remaining = int64(math.Floor(tokens + slack))
 	}
+	res.Next = l.durationFor(float64(n) - tokens)
 	if !allowed {
-		res.RetryAfter = l.durationFor(float64(n) - tokens)
+		res.RetryAfter = res.Next
 	}
 	return res
 }
