@@ -24,14 +24,14 @@ const (
 // policyName names the one policy in RateLimit-Policy and RateLimit.
 const policyName = `"default"`
 
-// setHeaders writes the rate limit headers of res, a decision for n tokens
-// made at now, and returns the whole seconds until the next request of n
-// tokens may pass, or -1 when it never may.
+// setHeaders writes the rate limit headers of res, a decision made at now,
+// and returns the whole seconds until the next request of the same cost may
+// pass, or -1 when it never may.
 //
 // All values are written into one buffer and cut from one string, and the
 // names are already canonical, so that the headers cost two allocations.
-func setHeaders(h http.Header, res bucket.Result, n int64, now time.Time) int64 {
-	next := seconds(nextAfter(res, n))
+func setHeaders(h http.Header, res bucket.Result, now time.Time) int64 {
+	next := seconds(res.Next)
 	limit := res.Limit
 	remaining := max(res.Remaining, 0)
 
@@ -78,27 +78,6 @@ func setHeaders(h http.Header, res bucket.Result, n int64, now time.Time) int64 
 		from = ends[i]
 	}
 	return next
-}
-
-// nextAfter is how long after the decision res a request of n tokens may
-// pass: zero when the tokens are there, bucket.Forever when they never
-// will be.
-func nextAfter(res bucket.Result, n int64) time.Duration {
-	if !res.Allowed {
-		return res.RetryAfter
-	}
-	if res.Remaining >= n {
-		return 0
-	}
-	limit := res.Limit
-	if limit.Rate <= 0 || res.ResetAfter == bucket.Forever {
-		return bucket.Forever
-	}
-
-	// The bucket is full after ResetAfter; it held n tokens the time that
-	// capacity-n tokens take to refill before that.
-	rest := time.Duration(float64(limit.Capacity-n) / limit.Rate * float64(time.Second))
-	return max(res.ResetAfter-rest, 0)
 }
 
 // seconds returns d in whole seconds rounded up, or -1 for bucket.Forever.

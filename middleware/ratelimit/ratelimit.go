@@ -95,7 +95,7 @@ func (l *limiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	next := setHeaders(w.Header(), res, cost, end)
+	next := setHeaders(w.Header(), res, end)
 	switch {
 	case res.Allowed:
 		obs.Outcome = OutcomeAllowed
