@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // binary is the ratingapi binary that TestMain builds for the process
@@ -26,7 +28,29 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	before := runtime.NumGoroutine()
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 && !settled(before) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		fmt.Fprintf(os.Stderr, "faults: %d goroutines outlived the tests, %d before:\n%s",
+			runtime.NumGoroutine(), before, buf)
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// settled waits, within a bound, for the goroutines to fall back to n:
+// every store, proxy, client and process watcher the tests started must
+// have stopped.
+func settled(n int) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

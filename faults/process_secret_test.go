@@ -40,7 +40,8 @@ func TestProcessTLSAndSecrets(t *testing.T) {
 	if good.fallbackActive() {
 		t.Fatalf("fallback on with the right password:\n%s", good.out)
 	}
-	if !strings.Contains(good.metrics(), `ratelimit_decisions_total{backend="redis",result="allowed"} 5`) {
+	allowed := `ratelimit_decisions_total{backend="redis",result="allowed"} 5`
+	if !strings.Contains(good.metrics(), allowed) {
 		t.Fatalf("metrics do not count 5 allowed decisions by Redis:\n%s", good.metrics())
 	}
 
