@@ -14,9 +14,9 @@ import (
 var ErrWaitTooLong = bucket.ErrWaitTooLong
 
 // WaitError is returned when the tokens of a quota cannot be there within
-// the maximum wait, or before the request's context ends. Nothing is left
-// charged for the request when the transport knew this before it took any
-// token, or when the store is a Refunder.
+// the maximum wait, or before the request's context ends. No bucket is left
+// charged for the request: the tokens taken from other quotas are given
+// back, and an EventWasted reports a refund that the store failed.
 type WaitError struct {
 	// Quota names the quota whose tokens are missing.
 	Quota string
@@ -40,9 +40,19 @@ func (e *WaitError) Unwrap() error {
 	return ErrWaitTooLong
 }
 
+// detachTimeout bounds the store calls made for a request outside its own
+// context, which may have ended: refunds, debits and drains.
+const detachTimeout = 2 * time.Second
+
+// detach returns a context for such calls: it keeps the values of ctx but
+// not its end, and has a short deadline of its own.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), detachTimeout)
+}
+
 // acquire takes the cost of every quota for one send of req, waiting for
 // the tokens until the maximum wait or the context's deadline, whichever
-// comes first.
+// comes first. When it fails, it leaves no token taken.
 func (t *Transport) acquire(req *http.Request, key string, costs []int64) error {
 	ctx := req.Context()
 	start := time.Now()
@@ -60,7 +70,8 @@ func (t *Transport) acquire(req *http.Request, key string, costs []int64) error 
 
 	for {
 		// Tokens known to be missing are waited for before any is taken, so
-		// that a wait known to be too long fails with nothing charged.
+		// that a wait known to be too long fails without a store call, and
+		// no bucket is taken only to be refunded.
 		if err := t.waitMarks(ctx, key, costs, deadline, &slept); err != nil {
 			return err
 		}
@@ -73,12 +84,10 @@ func (t *Transport) acquire(req *http.Request, key string, costs []int64) error 
 }
 
 // takeAll takes the cost of each quota, in the order of the quotas, and
-// reports whether all were taken. When a bucket refuses, a Refunder gives
-// back the tokens already taken, waits for the refusing bucket and reports
-// false, so that the caller starts again. Any other store keeps the tokens
-// taken and waits for the refusing bucket: since every request takes the
-// buckets in the same order, no two requests each hold what the other
-// waits for.
+// reports whether all were taken. When a bucket refuses, it gives back the
+// tokens already taken, waits for the refusing bucket and reports false, so
+// that the caller starts again: a request never holds tokens while it
+// waits. It gives them back too when the store fails or the context ends.
 func (t *Transport) takeAll(req *http.Request, key string, costs []int64,
 	deadline time.Time, slept *bool) (bool, error) {
 	ctx := req.Context()
@@ -86,6 +95,10 @@ func (t *Transport) takeAll(req *http.Request, key string, costs []int64,
 		n := costs[i]
 		if n == 0 {
 			continue
+		}
+		if ctx.Err() != nil {
+			t.release(req, key, costs[:i])
+			return false, fmt.Errorf("outbound: quota %q: %w", q.Name, context.Cause(ctx))
 		}
 		bkey := q.bucketKey(key)
 
@@ -98,41 +111,18 @@ func (t *Transport) takeAll(req *http.Request, key string, costs []int64,
 		if res.Allowed {
 			continue
 		}
-		t.marks.refused(bkey, n, asked, res.RetryAfter)
 
-		if t.refunder != nil {
-			t.release(req, key, costs[:i])
-			return false, sleep(ctx, q.Name, res.RetryAfter, deadline, slept)
-		}
-		if err := t.waitFor(ctx, q, bkey, n, res, deadline, slept); err != nil {
-			t.release(req, key, costs[:i])
-			return false, err
-		}
+		t.marks.refused(bkey, n, asked, res.RetryAfter)
+		t.release(req, key, costs[:i])
+		return false, sleep(ctx, q.Name, res.RetryAfter, deadline, slept)
+	}
+
+	// A request whose context ended would not be sent.
+	if ctx.Err() != nil {
+		t.release(req, key, costs)
+		return false, fmt.Errorf("outbound: %w", context.Cause(ctx))
 	}
 	return true, nil
-}
-
-// waitFor waits until the bucket of q that refused res pays n tokens.
-func (t *Transport) waitFor(ctx context.Context, q Quota, bkey string, n int64,
-	res bucket.Result, deadline time.Time, slept *bool) error {
-	for !res.Allowed {
-		if err := sleep(ctx, q.Name, res.RetryAfter, deadline, slept); err != nil {
-			return err
-		}
-
-		// Others may have taken the tokens first, so the bucket is asked
-		// again.
-		asked := time.Now()
-		var err error
-		res, err = t.store.Take(ctx, bkey, q.Limit, n)
-		if err != nil {
-			return fmt.Errorf("outbound: quota %q: %w", q.Name, err)
-		}
-		if !res.Allowed {
-			t.marks.refused(bkey, n, asked, res.RetryAfter)
-		}
-	}
-	return nil
 }
 
 // waitMarks waits until no mark says that a bucket of key cannot pay.
@@ -155,28 +145,28 @@ func (t *Transport) waitMarks(ctx context.Context, key string, costs []int64,
 }
 
 // release gives back the costs taken from the first quotas for a request
-// that will not go, or, when the store cannot give tokens back, reports
-// them as wasted.
-//
-// TODO: no store of package bucket implements Refunder yet, so with them
-// such tokens stay spent; the marks keep this to requests refused by a
-// bucket this process had not yet seen refuse, or whose context ended.
+// that will not go.
 func (t *Transport) release(req *http.Request, key string, costs []int64) {
-	ctx := context.WithoutCancel(req.Context())
-	for i := len(costs) - 1; i >= 0; i-- {
-		q, n := t.quotas[i], costs[i]
-		if n == 0 {
-			continue
+	ctx, cancel := detach(req.Context())
+	defer cancel()
+
+	for i, n := range costs {
+		if n > 0 {
+			t.refund(ctx, req, t.quotas[i], key, n)
 		}
-		if t.refunder != nil {
-			_, err := t.refunder.Refund(ctx, q.bucketKey(key), q.Limit, n)
-			if err == nil {
-				continue
-			}
-			t.emit(Event{Kind: EventStoreError, Request: req, Quota: q.Name, Err: err})
-		}
-		t.emit(Event{Kind: EventWasted, Request: req, Quota: q.Name, Tokens: n})
 	}
+}
+
+// refund gives n tokens back to the bucket of q for key. Tokens that the
+// store fails to give back stay spent, and an EventWasted reports them.
+func (t *Transport) refund(ctx context.Context, req *http.Request, q Quota, key string,
+	n int64) {
+	bkey := q.bucketKey(key)
+	if _, err := t.store.Refund(ctx, bkey, q.Limit, n); err != nil {
+		t.emit(Event{Kind: EventWasted, Request: req, Quota: q.Name, Tokens: n, Err: err})
+		return
+	}
+	t.marks.refunded(bkey)
 }
 
 // sleep waits d for the tokens of quota, or fails with a *WaitError when

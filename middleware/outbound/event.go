@@ -20,12 +20,14 @@ const (
 	// EventRetry: the request is sent again after a 429.
 	EventRetry
 
-	// EventWasted: Tokens were taken from the bucket of Quota for a request
-	// that then did not go, and the store could not give them back.
+	// EventWasted: the store failed to give back Tokens to the bucket of
+	// Quota, taken for a request that then did not go or that used less
+	// than its cost; they stay spent. Err is the store's error.
 	EventWasted
 
-	// EventStoreError: a store call made after the decision (a debit, a
-	// drain or a refund) failed; the request itself was not affected.
+	// EventStoreError: a debit or a drain made after the decision failed;
+	// the request itself was not affected. A failed refund is an
+	// EventWasted.
 	EventStoreError
 )
 
@@ -67,6 +69,6 @@ type Event struct {
 	// and EventRetry.
 	Attempt int
 
-	// Err is the error of the store, for EventStoreError.
+	// Err is the error of the store, for EventStoreError and EventWasted.
 	Err error
 }

@@ -103,71 +103,80 @@ func (e *events) of(kind EventKind) []Event {
 	return out
 }
 
-// refunding is a store whose buckets never refill and that can give tokens
-// back. It refuses the first refusals takes on a key, whatever the bucket
-// holds, with a retry-after of wait.
-type refunding struct {
-	mu       sync.Mutex
-	tokens   map[string]int64
-	refusals map[string]int
-	wait     time.Duration
+// clock is a bucket.Clock that tests move by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
 }
 
-var _ Refunder = (*refunding)(nil)
-
-func newRefunding() *refunding {
-	return &refunding{tokens: make(map[string]int64), refusals: make(map[string]int)}
+func newClock() *clock {
+	return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 }
 
-func (s *refunding) bucket(key string, limit bucket.Limit) int64 {
-	if _, ok := s.tokens[key]; !ok {
-		s.tokens[key] = limit.Capacity
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// ledger is a memory store that counts the takes and refunds of each key,
+// runs afterTake, when set, after each take, and fails every refund with
+// refundErr, when set.
+type ledger struct {
+	*bucket.Memory
+
+	mu        sync.Mutex
+	takes     map[string]int
+	refunds   map[string]int
+	afterTake func(key string, res bucket.Result)
+	refundErr error
+}
+
+func newLedger(opts ...bucket.Option) *ledger {
+	return &ledger{
+		Memory:  bucket.NewMemory(opts...),
+		takes:   make(map[string]int),
+		refunds: make(map[string]int),
 	}
-	return s.tokens[key]
 }
 
-func (s *refunding) Take(_ context.Context, key string, limit bucket.Limit,
+func (l *ledger) Take(ctx context.Context, key string, limit bucket.Limit,
 	n int64) (bucket.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	have := s.bucket(key, limit)
-	if s.refusals[key] > 0 {
-		s.refusals[key]--
-		return bucket.Result{Limit: limit, Remaining: have, RetryAfter: s.wait}, nil
+	res, err := l.Memory.Take(ctx, key, limit, n)
+
+	l.mu.Lock()
+	l.takes[key]++
+	hook := l.afterTake
+	l.mu.Unlock()
+
+	if hook != nil && err == nil {
+		hook(key, res)
 	}
-	if have < n {
-		return bucket.Result{Limit: limit, Remaining: have, RetryAfter: bucket.Forever}, nil
+	return res, err
+}
+
+func (l *ledger) Refund(ctx context.Context, key string, limit bucket.Limit,
+	n int64) (bucket.Result, error) {
+	l.mu.Lock()
+	l.refunds[key]++
+	err := l.refundErr
+	l.mu.Unlock()
+
+	if err != nil {
+		return bucket.Result{}, err
 	}
-	s.tokens[key] = have - n
-	return bucket.Result{Allowed: true, Limit: limit, Remaining: have - n}, nil
+	return l.Memory.Refund(ctx, key, limit, n)
 }
 
-func (s *refunding) Debit(_ context.Context, key string, limit bucket.Limit,
-	n int64) (bucket.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[key] = s.bucket(key, limit) - n
-	return bucket.Result{Allowed: true, Limit: limit}, nil
-}
-
-func (s *refunding) Drain(_ context.Context, key string, limit bucket.Limit,
-	_ time.Duration) (bucket.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[key] = min(s.bucket(key, limit), 0)
-	return bucket.Result{Allowed: true, Limit: limit}, nil
-}
-
-func (s *refunding) Refund(_ context.Context, key string, limit bucket.Limit,
-	n int64) (bucket.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[key] = min(s.bucket(key, limit)+n, limit.Capacity)
-	return bucket.Result{Allowed: true, Limit: limit}, nil
-}
-
-func (s *refunding) left(key string, limit bucket.Limit) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.bucket(key, limit)
+// counts returns the takes and refunds of key so far.
+func (l *ledger) counts(key string) (takes, refunds int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.takes[key], l.refunds[key]
 }

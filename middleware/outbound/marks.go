@@ -11,12 +11,18 @@ import (
 const maxMarks = 4096
 
 // marks remembers, bucket by bucket, a time before which the bucket cannot
-// pay. Tokens in a bucket only grow with time, at its rate, and others only
-// take them away; so a bucket that refused n tokens for d cannot pay n or
-// more before d has passed, and a bucket drained for d cannot pay anything
-// before then. A mark may only be too late (a Refunder, or a Fallback that
-// returns to Redis, can add tokens sooner), which delays a request but
-// never lets one through early. It is safe for concurrent use.
+// pay, so that a request waits for it before taking any token: it then
+// takes no earlier bucket only to give the tokens back, and fails at once,
+// without a store call, when the wait is longer than it may wait.
+//
+// Apart from refunds, tokens in a bucket only grow with time, at its rate,
+// and others only take them away; so a bucket that refused n tokens for d
+// cannot pay n or more before d has passed, and a bucket drained for d
+// cannot pay anything before then. A refund, or a Fallback that returns to
+// Redis, can add tokens sooner: a mark may then be too late, which delays a
+// request by no more than the refusal said, and never lets one through
+// early. A refund made by this process drops the refusal mark of its
+// bucket. It is safe for concurrent use.
 type marks struct {
 	mu sync.Mutex
 	m  map[string]mark
@@ -45,6 +51,17 @@ func (ms *marks) refused(key string, n int64, asked time.Time, d time.Duration) 
 // drained marks that the bucket of key cannot pay anything before until.
 func (ms *marks) drained(key string, until time.Time) {
 	ms.put(key, mark{until: until})
+}
+
+// refunded drops the refusal mark of key, since tokens were given back to
+// its bucket. A drain mark stays: the provider asked for the pause.
+func (ms *marks) refunded(key string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+
+	if m, ok := ms.m[key]; ok && m.cost > 0 {
+		delete(ms.m, key)
+	}
 }
 
 func (ms *marks) put(key string, m mark) {

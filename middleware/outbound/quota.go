@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,7 +28,9 @@ type Quota struct {
 	// Usage returns what a request actually cost, once its response is
 	// known, for example from a header in which the provider reports the
 	// tokens it spent. What it returns above the Cost taken before is
-	// debited from the bucket. Nil, or a result of zero, debits nothing.
+	// debited from the bucket, and what it returns below is given back to
+	// it. Nil, or a result of zero, leaves the Cost as it was taken: zero
+	// is what a missing header reads as.
 	Usage func(*http.Response) int64
 }
 
@@ -60,13 +61,4 @@ func HeaderUsage(name string) func(*http.Response) int64 {
 		}
 		return n
 	}
-}
-
-// Refunder is a Store that can give back tokens taken for a request that
-// then did not go. Refund adds n tokens to the bucket of key, never above
-// the capacity. A Transport whose store implements Refunder uses it, so
-// that no bucket is charged for a request that did not go; with any other
-// store, such tokens stay spent and an EventWasted reports them.
-type Refunder interface {
-	Refund(ctx context.Context, key string, limit bucket.Limit, n int64) (bucket.Result, error)
 }

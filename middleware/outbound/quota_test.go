@@ -44,13 +44,13 @@ func TestEveryQuotaIsCharged(t *testing.T) {
 	}
 }
 
-// With a store that cannot give tokens back, the first request refused by
-// a later bucket leaves its tokens in the earlier ones (reported as
-// wasted); the next request knows the later bucket cannot pay and takes
-// nothing.
-func TestRefusalByLaterQuotaWithoutRefund(t *testing.T) {
+// A request refused by a later quota leaves the earlier ones exactly as
+// they were: the first such request gives back the token it took, and the
+// next ones, knowing that the later bucket cannot pay in time, take
+// nothing at all.
+func TestRefusalByLaterQuotaChargesNothing(t *testing.T) {
 	p := newProvider(t)
-	store := bucket.NewMemory()
+	store := newLedger()
 	requests := fixed(10)
 	tokens := bucket.PerMinute(100, 1) // refills one token a minute
 	var seen events
@@ -80,27 +80,43 @@ func TestRefusalByLaterQuotaWithoutRefund(t *testing.T) {
 		}
 	}
 
+	host := hostOf(p)
 	if got := p.calls.Load(); got != 1 {
 		t.Errorf("provider saw %d requests, want 1", got)
 	}
-	wasted := seen.of(EventWasted)
-	if len(wasted) != 1 || wasted[0].Quota != "requests" || wasted[0].Tokens != 1 {
-		t.Errorf("wasted events = %+v, want one of 1 requests token", wasted)
+	if n := len(seen.of(EventWasted)); n != 0 {
+		t.Errorf("%d wasted events, want none", n)
 	}
-	if got := left(t, store, hostOf(p)+"#requests", requests); got != 8 {
-		t.Errorf("requests left = %d, want 8 (1 sent, 1 wasted, then none)", got)
+	if takes, refunds := store.counts(host + "#requests"); takes != 2 || refunds != 1 {
+		t.Errorf("requests bucket: %d takes, %d refunds; want 2 and 1", takes, refunds)
+	}
+	if takes, _ := store.counts(host + "#tokens"); takes != 2 {
+		t.Errorf("tokens bucket: %d takes, want 2 (none once it is known short)", takes)
+	}
+	if got := left(t, store, host+"#requests", requests); got != 9 {
+		t.Errorf("requests left = %d, want 9 (only the request that went)", got)
 	}
 }
 
-// With a Refunder, a bucket that refuses gets the earlier buckets' tokens
-// given back; the request waits and then takes every bucket once.
-func TestRefusalByLaterQuotaIsRefunded(t *testing.T) {
+// A request refused by a later quota gives the earlier tokens back, waits
+// for the later bucket, and then takes every bucket once.
+func TestRefusalByLaterQuotaWaitsHoldingNothing(t *testing.T) {
 	p := newProvider(t)
-	store := newRefunding()
-	store.wait = 5 * time.Millisecond
 	host := hostOf(p)
-	store.refusals[host+"#tokens"] = 2
-	requests, tokens := fixed(10), fixed(100)
+	clk := newClock()
+	store := newLedger(bucket.WithClock(clk))
+	requests := fixed(10)
+	tokens := bucket.Limit{Capacity: 100, Rate: 1000} // 30 tokens in 30ms
+	if _, err := store.Take(context.Background(), host+"#tokens", tokens, 100); err != nil {
+		t.Fatal(err)
+	}
+
+	// The store's time passes while the transport sleeps.
+	store.afterTake = func(key string, res bucket.Result) {
+		if key == host+"#tokens" && !res.Allowed {
+			clk.advance(res.RetryAfter)
+		}
+	}
 	var seen events
 	tr := New(store,
 		WithQuota(Quota{Name: "requests", Limit: requests}),
@@ -114,52 +130,135 @@ func TestRefusalByLaterQuotaIsRefunded(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	store.afterTake = nil
 
-	if got := store.left(host+"#requests", requests); got != 9 {
-		t.Errorf("requests left = %d, want 9", got)
-	}
-	if got := store.left(host+"#tokens", tokens); got != 70 {
-		t.Errorf("tokens left = %d, want 70", got)
-	}
-	if n := len(seen.of(EventWasted)); n != 0 {
-		t.Errorf("%d wasted events, want none", n)
+	if takes, refunds := store.counts(host + "#requests"); takes != 2 || refunds != 1 {
+		t.Errorf("requests bucket: %d takes, %d refunds; want 2 and 1", takes, refunds)
 	}
 	if n := len(seen.of(EventWaited)); n != 1 {
 		t.Errorf("%d waited events, want 1", n)
 	}
+	if n := len(seen.of(EventWasted)); n != 0 {
+		t.Errorf("%d wasted events, want none", n)
+	}
+	if got := p.calls.Load(); got != 1 {
+		t.Errorf("provider saw %d requests, want 1", got)
+	}
+	if got := left(t, store, host+"#requests", requests); got != 9 {
+		t.Errorf("requests left = %d, want 9", got)
+	}
+	if got := left(t, store, host+"#tokens", tokens); got != 0 {
+		t.Errorf("tokens left = %d, want 0", got)
+	}
 }
 
-// A request refused for too long by a Refunder's later bucket leaves no
-// bucket charged.
-func TestRefundedWhenWaitTooLong(t *testing.T) {
+// A store error on a later quota leaves the earlier ones as they were.
+func TestStoreErrorChargesNothing(t *testing.T) {
 	p := newProvider(t)
-	store := newRefunding()
-	store.wait = time.Hour
-	host := hostOf(p)
-	store.refusals[host+"#tokens"] = 1
-	requests, tokens := fixed(10), fixed(100)
+	store := bucket.NewMemory()
+	requests := fixed(10)
 	tr := New(store,
 		WithQuota(Quota{Name: "requests", Limit: requests}),
-		WithQuota(Quota{Name: "tokens", Limit: tokens}),
+		WithQuota(Quota{Name: "tokens", Limit: fixed(100),
+			Cost: func(*http.Request) int64 { return 200 }}),
 	)
 
 	_, err := (&http.Client{Transport: tr}).Get(p.URL)
-	if !errors.Is(err, ErrWaitTooLong) {
-		t.Fatalf("err = %v, want ErrWaitTooLong", err)
-	}
-	if got := store.left(host+"#requests", requests); got != 10 {
-		t.Errorf("requests left = %d, want 10", got)
+	if !errors.Is(err, bucket.ErrCostTooHigh) {
+		t.Fatalf("err = %v, want ErrCostTooHigh", err)
 	}
 	if got := p.calls.Load(); got != 0 {
 		t.Errorf("provider saw %d requests, want 0", got)
 	}
+	if got := left(t, store, hostOf(p)+"#requests", requests); got != 10 {
+		t.Errorf("requests left = %d, want 10", got)
+	}
 }
 
-func TestUsageIsDebited(t *testing.T) {
+// A context that ends while the buckets are being taken leaves none
+// charged, whichever bucket was taken last.
+func TestContextEndedWhileTakingChargesNothing(t *testing.T) {
+	for _, last := range []string{"requests", "tokens"} {
+		t.Run("ends at "+last, func(t *testing.T) {
+			p := newProvider(t)
+			host := hostOf(p)
+			store := newLedger()
+			requests, tokens := fixed(10), fixed(100)
+			tr := New(store,
+				WithQuota(Quota{Name: "requests", Limit: requests}),
+				WithQuota(Quota{Name: "tokens", Limit: tokens,
+					Cost: func(*http.Request) int64 { return 30 }}),
+			)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			store.afterTake = func(key string, _ bucket.Result) {
+				if key == host+"#"+last {
+					cancel()
+				}
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+			if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want context.Canceled", err)
+			}
+			store.afterTake = nil
+
+			if got := p.calls.Load(); got != 0 {
+				t.Errorf("provider saw %d requests, want 0", got)
+			}
+			// Once the context has ended, no further bucket is taken.
+			if takes, _ := store.counts(host + "#tokens"); last == "requests" && takes != 0 {
+				t.Errorf("tokens bucket taken %d times after the context ended", takes)
+			}
+			if got := left(t, store, host+"#requests", requests); got != 10 {
+				t.Errorf("requests left = %d, want 10", got)
+			}
+			if got := left(t, store, host+"#tokens", tokens); got != 100 {
+				t.Errorf("tokens left = %d, want 100", got)
+			}
+		})
+	}
+}
+
+// A refund that the store fails leaves the tokens spent and says so.
+func TestFailedRefundIsWasted(t *testing.T) {
+	p := newProvider(t)
+	host := hostOf(p)
+	store := newLedger()
+	store.refundErr = errors.New("store down")
+	requests, tokens := fixed(10), fixed(100)
+	if _, err := store.Take(context.Background(), host+"#tokens", tokens, 100); err != nil {
+		t.Fatal(err)
+	}
+	var seen events
+	tr := New(store,
+		WithQuota(Quota{Name: "requests", Limit: requests}),
+		WithQuota(Quota{Name: "tokens", Limit: tokens}),
+		WithEvents(seen.add),
+	)
+
+	if _, err := (&http.Client{Transport: tr}).Get(p.URL); !errors.Is(err, ErrWaitTooLong) {
+		t.Fatalf("err = %v, want ErrWaitTooLong", err)
+	}
+	wasted := seen.of(EventWasted)
+	if len(wasted) != 1 || wasted[0].Quota != "requests" || wasted[0].Tokens != 1 ||
+		!errors.Is(wasted[0].Err, store.refundErr) {
+		t.Errorf("wasted events = %+v, want one of 1 requests token with the error", wasted)
+	}
+	if got := left(t, store, host+"#requests", requests); got != 9 {
+		t.Errorf("requests left = %d, want 9", got)
+	}
+}
+
+// Usage above the up-front cost is debited, usage below it is given back,
+// and usage known only later is charged.
+func TestUsageIsSettled(t *testing.T) {
 	p := newProvider(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Usage-Tokens", "350")
 	}, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Usage-Tokens", "40") // below the estimate
+	}, func(http.ResponseWriter, *http.Request) {
+		// No usage reported: the estimate stands.
 	})
 	store := bucket.NewMemory()
 	tokens := fixed(1000)
@@ -172,7 +271,7 @@ func TestUsageIsDebited(t *testing.T) {
 	client := &http.Client{Transport: tr}
 
 	var last *http.Response
-	for range 2 {
+	for range 3 {
 		resp, err := client.Get(p.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -189,33 +288,58 @@ func TestUsageIsDebited(t *testing.T) {
 		t.Error("charge of an unknown quota: no error")
 	}
 
-	// 350 for the first, 100 (the estimate; Memory cannot refund) for the
-	// second, 50 charged.
-	if got := left(t, store, hostOf(p)+"#tokens", tokens); got != 500 {
-		t.Errorf("tokens left = %d, want 500", got)
+	// 350, 40 and 100 used, 50 charged.
+	if got := left(t, store, hostOf(p)+"#tokens", tokens); got != 460 {
+		t.Errorf("tokens left = %d, want 460", got)
 	}
 }
 
-func TestUsageBelowCostIsRefunded(t *testing.T) {
+// A refund made by this process lifts what it knew of a refusal: a request
+// refused for 20 minutes does not hold back the next one once a request in
+// flight gives back the estimate it did not use.
+func TestRefundLiftsKnownRefusal(t *testing.T) {
+	unblock := make(chan struct{})
 	p := newProvider(t, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("X-Usage-Tokens", "40")
+		<-unblock
+		w.Header().Set("X-Usage-Tokens", "10")
 	})
-	store := newRefunding()
-	tokens := fixed(1000)
-	tr := New(store, WithQuota(Quota{
+	tokens := bucket.PerMinute(100, 1) // refills one token a minute
+	tr := New(bucket.NewMemory(), WithQuota(Quota{
 		Name:  "tokens",
 		Limit: tokens,
-		Cost:  func(*http.Request) int64 { return 100 },
+		Cost:  func(*http.Request) int64 { return 60 },
 		Usage: HeaderUsage("X-Usage-Tokens"),
-	}))
+	}), WithMaxWait(time.Second))
+	client := &http.Client{Transport: tr}
 
-	resp, err := (&http.Client{Transport: tr}).Get(p.URL)
-	if err != nil {
+	first := make(chan error, 1)
+	go func() {
+		resp, err := client.Get(p.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		first <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+
+	if _, err := client.Get(p.URL); !errors.Is(err, ErrWaitTooLong) {
+		t.Fatalf("while 60 of 100 are out: err = %v, want ErrWaitTooLong", err)
+	}
+	close(unblock)
+	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
+
+	resp, err := client.Get(p.URL)
+	if err != nil {
+		t.Fatalf("after the refund of 50: %v", err)
+	}
 	resp.Body.Close()
-	if got := store.left(hostOf(p)+"#tokens", tokens); got != 960 {
-		t.Errorf("tokens left = %d, want 960", got)
+	if got := p.calls.Load(); got != 2 {
+		t.Errorf("provider saw %d requests, want 2", got)
 	}
 }
 

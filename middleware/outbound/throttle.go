@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -29,7 +28,8 @@ func (t *Transport) throttle(req *http.Request, key string, resp *http.Response,
 	hold = min(hold, maxHold)
 
 	if hold > 0 {
-		ctx := context.WithoutCancel(req.Context())
+		ctx, cancel := detach(req.Context())
+		defer cancel()
 		for _, q := range t.quotas {
 			bkey := q.bucketKey(key)
 			t.marks.drained(bkey, now.Add(hold))

@@ -80,6 +80,11 @@ func TestMarks(t *testing.T) {
 	if got := ms.wait("k", 4, now); got != 0 {
 		t.Errorf("lower cost: wait %v, want 0 (fewer tokens may be there sooner)", got)
 	}
+	ms.refunded("k")
+	if got := ms.wait("k", 5, now); got != 0 {
+		t.Errorf("refunded: wait %v, want 0 (tokens came back)", got)
+	}
+	ms.refused("k", 5, now, time.Minute)
 
 	ms.drained("k", now.Add(2*time.Minute))
 	if got := ms.wait("k", 1, now); got != 2*time.Minute {
@@ -88,6 +93,10 @@ func TestMarks(t *testing.T) {
 	ms.refused("k", 1, now, time.Second) // says less than the drain
 	if got := ms.wait("k", 1, now); got != 2*time.Minute {
 		t.Errorf("after a weaker refusal: wait %v, want 2m", got)
+	}
+	ms.refunded("k") // a drain is the provider's word, not a count of tokens
+	if got := ms.wait("k", 1, now); got != 2*time.Minute {
+		t.Errorf("drained, then refunded: wait %v, want 2m", got)
 	}
 	if got := ms.wait("k", 1, now.Add(3*time.Minute)); got != 0 {
 		t.Errorf("passed: wait %v, want 0", got)

@@ -17,7 +17,6 @@ import (
 type Transport struct {
 	base         http.RoundTripper
 	store        bucket.Store
-	refunder     Refunder // the store, when it can give tokens back
 	quotas       []Quota
 	key          func(*http.Request) string
 	maxWait      time.Duration
@@ -48,7 +47,6 @@ func New(store bucket.Store, opts ...Option) *Transport {
 	for _, opt := range opts {
 		opt(t)
 	}
-	t.refunder, _ = store.(Refunder)
 
 	if len(t.quotas) == 0 {
 		panic("outbound: no quota; pass at least one WithQuota")
@@ -79,8 +77,10 @@ func hostKey(req *http.Request) string {
 // on a 429 drains the key's buckets for as long as the provider says and
 // sends the request again, up to the retry limit. It fails with a
 // *WaitError when the tokens cannot be there in time, and with the
-// context's error when the context ends while it waits. Tokens taken for an
-// attempt that went are spent, whatever the provider answered.
+// context's error when the context ends while it waits; either way, no
+// bucket is left charged. Tokens taken for an attempt handed to the base
+// transport are spent, whatever the provider answered, unless the usage
+// that the response reports is lower.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := t.key(req)
 	costs, err := t.costs(req)
@@ -133,10 +133,11 @@ func (t *Transport) costs(req *http.Request) ([]int64, error) {
 }
 
 // settle debits from each quota what the response says the request spent
-// beyond its up-front cost, and with a Refunder gives back what it spent
-// below.
+// beyond its up-front cost, and gives back what it spent below.
 func (t *Transport) settle(req *http.Request, key string, costs []int64, resp *http.Response) {
-	ctx := context.WithoutCancel(req.Context())
+	ctx, cancel := detach(req.Context())
+	defer cancel()
+
 	for i, q := range t.quotas {
 		if q.Usage == nil {
 			continue
@@ -146,15 +147,14 @@ func (t *Transport) settle(req *http.Request, key string, costs []int64, resp *h
 			continue
 		}
 
-		var err error
 		switch {
 		case used > costs[i]:
-			_, err = t.store.Debit(ctx, q.bucketKey(key), q.Limit, used-costs[i])
-		case used < costs[i] && t.refunder != nil:
-			_, err = t.refunder.Refund(ctx, q.bucketKey(key), q.Limit, costs[i]-used)
-		}
-		if err != nil {
-			t.emit(Event{Kind: EventStoreError, Request: req, Quota: q.Name, Err: err})
+			_, err := t.store.Debit(ctx, q.bucketKey(key), q.Limit, used-costs[i])
+			if err != nil {
+				t.emit(Event{Kind: EventStoreError, Request: req, Quota: q.Name, Err: err})
+			}
+		case used < costs[i]:
+			t.refund(ctx, req, q, key, costs[i]-used)
 		}
 	}
 }
