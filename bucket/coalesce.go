@@ -127,7 +127,7 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 		return nil, err
 	}
 	if len(args) != 4 {
-		return nil, fmt.Errorf("bucket: %d script arguments, want 4", len(args))
+		return nil, fmt.Errorf("%d script arguments, want 4", len(args))
 	}
 	cl := callPool.Get().(*call)
 	cl.ctx, cl.state, cl.key, cl.args = ctx, queued, key, args
@@ -232,7 +232,7 @@ func (c *coalescer) send(batch []*call) {
 	}
 	for _, g := range c.exec(ctx, again) {
 		for _, cl := range g {
-			cl.err = fmt.Errorf("bucket: script still missing after loading it: %w", cl.err)
+			cl.err = fmt.Errorf("script still missing after loading it: %w", cl.err)
 		}
 	}
 }
@@ -274,11 +274,16 @@ func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 		_ = pipe.Process(ctx, cmds[i])
 	}
 	// Every command carries its own error; the first is returned here too.
-	_, _ = pipe.Exec(ctx)
+	// A failure to set up the connection (a wrong password) may reach only
+	// the error of Exec, leaving the commands with neither reply nor error.
+	_, execErr := pipe.Exec(ctx)
 
 	var missing [][]*call
 	for i, g := range groups {
 		err := cmds[i].Err()
+		if err == nil && cmds[i].Val() == nil && execErr != nil {
+			err = execErr
+		}
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			missing = append(missing, g)
 		}
@@ -291,7 +296,7 @@ func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 func deliver(g []*call, reply any, err error) {
 	fields, ok := reply.([]any)
 	if err == nil && (!ok || len(fields) != 3*len(g)) {
-		err = fmt.Errorf("bucket: redis: unexpected reply %v", reply)
+		err = fmt.Errorf("unexpected reply %v", reply)
 	}
 	for i, cl := range g {
 		if err != nil {

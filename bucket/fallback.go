@@ -2,6 +2,7 @@ package bucket
 
 import (
 	"context"
+	"math"
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
@@ -32,10 +33,11 @@ import (
 // The store also keeps a heartbeat in Redis, from which it learns how many
 // instances share the limits. During an outage, an instance that saw N
 // instances enforces 1/N of every limit: it starts each key with 1/N of the
-// tokens it remembers (1/N of the capacity for a key it has no state for)
-// and refills at 1/N of the rate. N instances cut off together therefore
-// admit at most one capacity plus one rate's refill over the outage, as a
-// single healthy Redis would.
+// tokens it remembers (1/N of the capacity for a key it has no state for),
+// refills at 1/N of the rate, and holds at most 1/N of the capacity. N
+// instances cut off together therefore admit at most one capacity plus one
+// rate's refill over the outage, as a single healthy Redis would, and never
+// burst past one capacity together.
 //
 // The zero value is not usable; call NewFallback, and Close when done. It is
 // safe for concurrent use.
@@ -251,7 +253,7 @@ func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result,
 		return Result{}, false
 	}
 	now := f.now()
-	shared := Limit{Capacity: limit.Capacity, Rate: limit.Rate * f.share}
+	shared := f.shareOf(limit, req)
 
 	s := f.table.lock(key)
 	e := s.entries[key]
@@ -282,6 +284,19 @@ func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result,
 	res := shared.resultOf(req, allowed, tokens, BackendMemory)
 	res.Limit = limit
 	return res, true
+}
+
+// shareOf returns the part of limit that this instance enforces during an
+// outage: its share of the rate, and of the capacity too, so that instances
+// that saved up through a long outage cannot burst together past one
+// capacity. A request that costs more than the share can still pass once
+// the instance holds its cost. f.mu must be held.
+func (f *Fallback) shareOf(limit Limit, req request) Limit {
+	capacity := int64(math.Ceil(float64(limit.Capacity) * f.share))
+	if req.kind == take {
+		capacity = max(capacity, req.n)
+	}
+	return Limit{Capacity: capacity, Rate: limit.Rate * f.share}
 }
 
 // trip opens the breaker after err, once per outage.

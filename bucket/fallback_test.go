@@ -303,3 +303,47 @@ func TestFallbackRefundsOnlyWhatTheOutageSpent(t *testing.T) {
 		t.Fatalf("Redis holds %v tokens, want the 4 left before the outage", got)
 	}
 }
+
+func TestFallbackInstancesCannotSaveUpPastOneCapacity(t *testing.T) {
+	server, client := startMiniredis(t)
+	clock := newMiniClock(server)
+	var stores []*Fallback
+	for i := 0; i < 2; i++ {
+		f := NewFallback(client, WithClock(clock), WithProbeInterval(10*time.Millisecond))
+		t.Cleanup(func() { f.Close() })
+		stores = append(stores, f)
+	}
+	eventually(t, "both instances count two", func() bool {
+		return stores[0].Instances() == 2 && stores[1].Instances() == 2
+	})
+
+	server.Close()
+	limit := PerMinute(100, 100)
+	for _, f := range stores {
+		mustTake(t, f, "k", limit, 1) // opens the breaker
+	}
+	clock.Advance(time.Hour)
+
+	burst := 0
+	for _, f := range stores {
+		for i := 0; i < 100; i++ {
+			if mustTake(t, f, "k", limit, 1).Allowed {
+				burst++
+			}
+		}
+	}
+	if burst != 100 {
+		t.Fatalf("two instances an hour into an outage burst %d, want one capacity, 100", burst)
+	}
+
+	// A request costing more than one instance's share still passes once
+	// the instance has refilled to its cost.
+	res := mustTake(t, stores[0], "big", limit, 80)
+	if res.Allowed || res.RetryAfter != 36*time.Second {
+		t.Fatalf("a request of 80 with 50 held: %+v, want a wait of 36s", res)
+	}
+	clock.Advance(36 * time.Second)
+	if res := mustTake(t, stores[0], "big", limit, 80); !res.Allowed {
+		t.Fatalf("a request of 80 after 36s: %+v, want allowed", res)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/openclaw/ratelimit/internal/redistest"
 )
 
@@ -136,5 +138,20 @@ func TestFallbackKeepsLimitsThroughARedisKill(t *testing.T) {
 	}
 	if res := mustTake(t, store, "drained", limit, 1); res.Allowed {
 		t.Fatalf("a drained key was allowed after Redis returned: %+v", res)
+	}
+}
+
+func TestRedisReportsAWrongPassword(t *testing.T) {
+	server := redistest.Start(t, redistest.WithArgs("--requirepass", "right"))
+	client := server.Client(t, func(o *redis.Options) {
+		o.Password = "wrong"
+		o.MaxRetries = -1
+	})
+	_, err := NewRedis(client).Take(context.Background(), "k", PerMinute(5, 5), 1)
+	if err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("Take with a wrong password: %v, want the WRONGPASS reply", err)
+	}
+	if strings.Count(err.Error(), "bucket:") != 1 {
+		t.Fatalf("error %q names the package more than once", err)
 	}
 }
