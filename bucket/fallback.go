@@ -69,6 +69,11 @@ var _ Store = (*Fallback)(nil)
 // NewFallback returns a store that uses client and falls back to memory. It
 // uses every option. It does no I/O itself; a background goroutine, which
 // Close stops, sends the heartbeat and probes.
+//
+// The client should have ContextTimeoutEnabled set, so that go-redis
+// applies each call's deadline to the connection: otherwise a decision
+// abandoned at its deadline may still be sent once Redis answers again, and
+// its tokens are then spent twice, in Redis and in memory.
 func NewFallback(client redis.UniversalClient, opts ...Option) *Fallback {
 	o := buildOptions(opts)
 	ctx, stop := context.WithCancel(context.Background())

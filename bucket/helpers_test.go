@@ -62,7 +62,11 @@ type advancer interface {
 func startMiniredis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 	t.Helper()
 	server := miniredis.RunT(t)
-	client := redis.NewClient(&redis.Options{Addr: server.Addr(), MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{
+		Addr:                  server.Addr(),
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
+	})
 	t.Cleanup(func() { client.Close() })
 	return server, client
 }

@@ -207,7 +207,7 @@ func (s *Server) killLocked() {
 // it ends. Extra settings can be made in configure.
 func (s *Server) Client(t testing.TB, configure ...func(*redis.Options)) *redis.Client {
 	t.Helper()
-	o := &redis.Options{Addr: s.Addr(), DialTimeout: time.Second}
+	o := &redis.Options{Addr: s.Addr(), DialTimeout: time.Second, ContextTimeoutEnabled: true}
 	for _, fn := range configure {
 		fn(o)
 	}
