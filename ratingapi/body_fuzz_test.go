@@ -2,19 +2,22 @@ package ratingapi_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/openclaw/ratelimit/ratingapi"
 )
 
 // FuzzRatingBody posts whatever body and Content-Type the fuzzer makes.
 // The API must never panic or answer a 5xx; a refusal is a 4xx with a JSON
-// error; and a rating it accepts must round-trip: the stored rating holds
-// the fields of the body, and reading the item back finds it.
+// error; a body it accepts is valid UTF-8 whose object names each field
+// once, exactly; and an accepted rating must round-trip: the stored rating
+// holds the fields of the body, and reading the item back finds it.
 func FuzzRatingBody(f *testing.F) {
 	const jsonType = "application/json"
 	for _, seed := range [][2]string{
@@ -31,6 +34,12 @@ func FuzzRatingBody(f *testing.F) {
 		{"{\"item_id\":\"\xff\xfe\",\"score\":5}", jsonType},
 		{`{"item_id":"x","score":5,"admin":true}`, jsonType},
 		{`{"item_id":"x","score":1,"score":5}`, jsonType},
+		{`{"item_id":"x","item\u005fid":"y","score":5}`, jsonType},
+		{`{"ITEM_ID":"x","score":5}`, jsonType},
+		{`{"item_id":"\ud83d\ude00","score":5}`, jsonType},
+		{`{"item_id":"\ud83dx","score":5}`, jsonType},
+		{`{"item_id":"x","score":5,"comment":"\\udc00"}`, jsonType},
+		{`{"item_id":"x","score":5,"comment":{"a":1,"a":2}}`, jsonType},
 		{`{"item_id":"x","score":5} {"item_id":"y","score":5}`, jsonType},
 		{`[{"item_id":"x","score":5}]`, jsonType},
 		{`null`, jsonType},
@@ -67,7 +76,20 @@ func FuzzRatingBody(f *testing.F) {
 			return
 		}
 
-		// Accepted: what came back is what the body said.
+		// Accepted: the body is one that no reader could take otherwise.
+		if !utf8.ValidString(body) {
+			t.Fatalf("accepted invalid UTF-8: %q", body)
+		}
+		keys := topLevelKeys(t, body)
+		seen := make(map[string]bool)
+		for _, k := range keys {
+			if seen[k] || k != "item_id" && k != "score" && k != "comment" {
+				t.Fatalf("accepted a body with the fields %q: %q", keys, body)
+			}
+			seen[k] = true
+		}
+
+		// What came back is what the body said.
 		var sent, stored struct {
 			ItemID  string `json:"item_id"`
 			Score   int    `json:"score"`
@@ -96,4 +118,43 @@ func FuzzRatingBody(f *testing.F) {
 			t.Fatalf("item %q reads %+v, want one rating of %d", sent.ItemID, sum, sent.Score)
 		}
 	})
+}
+
+// topLevelKeys returns the names of the top-level object of body, in
+// order and with repeats, walking every token of every depth.
+func topLevelKeys(t *testing.T, body string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(body))
+	var (
+		keys  []string
+		stack []json.Delim // the open objects and arrays
+		isKey = false      // the next token in an object is a name
+	)
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return keys
+		}
+		if err != nil {
+			t.Fatalf("accepted a body that does not tokenize: %q: %v", body, err)
+		}
+		inObject := len(stack) > 0 && stack[len(stack)-1] == '{'
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, tok.(json.Delim))
+			isKey = tok == json.Delim('{')
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if inObject && isKey {
+				if len(stack) == 1 {
+					keys = append(keys, tok.(string))
+				}
+				isKey = false
+				continue
+			}
+		}
+		isKey = len(stack) > 0 && stack[len(stack)-1] == '{'
+	}
 }

@@ -1,13 +1,11 @@
 package ratingapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -38,32 +36,43 @@ func badRequest(format string, args ...any) *requestError {
 // ratingRequest is the body of POST /v1/ratings. Pointers tell a missing
 // field from a zero one.
 type ratingRequest struct {
-	ItemID  *string `json:"item_id"`
-	Score   *int    `json:"score"`
-	Comment *string `json:"comment"`
+	ItemID  *string
+	Score   *int
+	Comment *string
 }
 
-// decodeRating reads and checks the body of POST /v1/ratings.
+// decodeRating reads and checks the body of POST /v1/ratings. The body is
+// read whole, within MaxBodyBytes, so that its bytes can be checked before
+// a JSON parser rewrites any of them.
 func decodeRating(w http.ResponseWriter, r *http.Request) (ratingRequest, *requestError) {
-	var req ratingRequest
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-		return req, err
+		return ratingRequest{}, err
 	}
 	if r.ContentLength > MaxBodyBytes {
-		return req, tooLarge()
+		return ratingRequest{}, tooLarge()
 	}
 
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, decodeError(err)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	switch {
+	case tooLong(err):
+		return ratingRequest{}, tooLarge()
+	case err != nil:
+		return ratingRequest{}, badRequest("body could not be read")
 	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); err != io.EOF {
-		if tooLong(err) {
-			return req, tooLarge()
-		}
-		return req, badRequest("body holds data after the JSON object")
+
+	// encoding/json turns invalid text into U+FFFD without a word, which
+	// would store something other than what the client sent.
+	if !utf8.Valid(body) {
+		return ratingRequest{}, badRequest("body is not valid UTF-8")
+	}
+	if at := loneSurrogate(body); at >= 0 {
+		return ratingRequest{}, badRequest(
+			"body has a \\u escape of an unpaired UTF-16 surrogate at byte %d", at)
+	}
+
+	req, bad := parseRating(body)
+	if bad != nil {
+		return req, bad
 	}
 	return req, req.validate()
 }
@@ -99,45 +108,6 @@ func tooLarge() *requestError {
 func tooLong(err error) bool {
 	var maxErr *http.MaxBytesError
 	return errors.As(err, &maxErr)
-}
-
-// decodeError turns an error of the JSON decoder into a client error.
-func decodeError(err error) *requestError {
-	var (
-		syntaxErr *json.SyntaxError
-		typeErr   *json.UnmarshalTypeError
-	)
-	switch {
-	case tooLong(err):
-		return tooLarge()
-	case errors.Is(err, io.EOF):
-		return badRequest("body is empty")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("body is not valid JSON: it ends too soon")
-	case errors.As(err, &syntaxErr):
-		return badRequest("body is not valid JSON at byte %d", syntaxErr.Offset)
-	case errors.As(err, &typeErr):
-		return fieldTypeError(typeErr.Field)
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, _ = strconv.Unquote(name)
-		return badRequest("unknown field %q", clip(name))
-	}
-	return badRequest("body is not valid JSON")
-}
-
-func fieldTypeError(field string) *requestError {
-	switch field {
-	case "item_id":
-		return badRequest("item_id must be a string")
-	case "score":
-		return badRequest("score must be an integer from %d to %d", MinScore, MaxScore)
-	case "comment":
-		return badRequest("comment must be a string")
-	case "":
-		return badRequest("body must be a JSON object")
-	}
-	return badRequest("field %q has the wrong type", clip(field))
 }
 
 // validate checks the fields of a decoded request.

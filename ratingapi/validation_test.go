@@ -28,9 +28,36 @@ func TestBadRequests(t *testing.T) {
 		{"cut short", "POST", "/v1/ratings", `{"item_id": "x"`, nil, 400, "not valid JSON"},
 		{"array", "POST", "/v1/ratings", `[1, 2]`, nil, 400, "JSON object"},
 		{"string", "POST", "/v1/ratings", `"hello"`, nil, 400, "JSON object"},
-		{"null", "POST", "/v1/ratings", `null`, nil, 400, "item_id is required"},
+		{"null", "POST", "/v1/ratings", `null`, nil, 400, "JSON object"},
 		{"unknown field", "POST", "/v1/ratings", `{"item_id":"x","score":1,"stars":5}`,
 			nil, 400, `unknown field "stars"`},
+		{"duplicate item", "POST", "/v1/ratings", `{"item_id":"a","item_id":"b","score":1}`,
+			nil, 400, `field "item_id" appears more than once`},
+		{"duplicate score", "POST", "/v1/ratings", `{"item_id":"a","score":1,"score":5}`,
+			nil, 400, `field "score" appears more than once`},
+		{"duplicate null", "POST", "/v1/ratings", `{"item_id":"a","comment":null,"comment":"x",` +
+			`"score":1}`, nil, 400, `field "comment" appears more than once`},
+		{"duplicate by escape", "POST", "/v1/ratings", `{"item_id":"a","item\u005fid":"b",` +
+			`"score":1}`, nil, 400, `field "item_id" appears more than once`},
+		{"name in another case", "POST", "/v1/ratings", `{"Item_ID":"x","score":1}`,
+			nil, 400, `unknown field "Item_ID"`},
+		{"nested value", "POST", "/v1/ratings", `{"item_id":{"item_id":"x"},"score":1}`,
+			nil, 400, "item_id must be a string"},
+		{"missing colon", "POST", "/v1/ratings", `{"item_id" "x","score":1}`,
+			nil, 400, "not valid JSON"},
+		{"trailing comma", "POST", "/v1/ratings", `{"item_id":"x","score":1,}`,
+			nil, 400, "not valid JSON"},
+		{"open brace only", "POST", "/v1/ratings", `{`, nil, 400, "ends too soon"},
+		{"invalid UTF-8 in item", "POST", "/v1/ratings", "{\"item_id\":\"a\xffb\",\"score\":3}",
+			nil, 400, "not valid UTF-8"},
+		{"invalid UTF-8 in comment", "POST", "/v1/ratings",
+			"{\"item_id\":\"a\",\"score\":3,\"comment\":\"\xc3\"}", nil, 400, "not valid UTF-8"},
+		{"lone high surrogate", "POST", "/v1/ratings", `{"item_id":"a\ud83db","score":3}`,
+			nil, 400, "unpaired UTF-16 surrogate at byte 13"},
+		{"lone low surrogate", "POST", "/v1/ratings", `{"item_id":"\udc00","score":3}`,
+			nil, 400, "unpaired UTF-16 surrogate"},
+		{"two high surrogates", "POST", "/v1/ratings", `{"item_id":"\ud83d\ud83d","score":3}`,
+			nil, 400, "unpaired UTF-16 surrogate"},
 		{"trailing data", "POST", "/v1/ratings", `{"item_id":"x","score":1} {}`,
 			nil, 400, "after the JSON object"},
 		{"trailing brace", "POST", "/v1/ratings", `{"item_id":"x","score":1}}`,
@@ -131,5 +158,19 @@ func TestStreamedBodyOverTheLimit(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("status %d, want 413 (body %s)", rec.Code, rec.Body)
+	}
+}
+
+func TestEscapedTextIsKept(t *testing.T) {
+	h := ratingapi.New(ratingapi.Config{})
+	body := `{"item\u005fid":"smile \ud83d\ude00 caf\u00e9","score":4,` +
+		`"comment":"tab\tand \"quote\" \\ud800"}`
+	rec := do(t, h, "POST", "/v1/ratings", testKey, body)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("status %d, body %s", rec.Code, rec.Body)
+	}
+	got := decode[ratingapi.Rating](t, rec)
+	if got.ItemID != "smile 😀 café" || got.Comment != `tab	and "quote" \ud800` {
+		t.Errorf("stored item %q and comment %q", got.ItemID, got.Comment)
 	}
 }
