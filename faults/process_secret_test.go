@@ -22,8 +22,8 @@ func TestProcessTLSAndSecrets(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithTLS(ca), redistest.WithArgs("--requirepass", secret))
 	env := func(password string) map[string]string {
 		e := apiEnv(fmt.Sprintf("rediss://:%s@%s", password, srv.Addr()), 5)
-		// The binary trusts the system roots, which SSL_CERT_FILE names.
-		e["SSL_CERT_FILE"] = ca.CAFile
+		// The test CA is the only root the binary trusts for Redis.
+		e["REDIS_TLS_CA_FILE"] = ca.CAFile
 		// A cold TLS connection must fit in one deadline.
 		e["REDIS_TIMEOUT_MS"] = "2000"
 		e["API_KEYS"] = rawKey

@@ -298,6 +298,9 @@ func TestBinaryOnRedis(t *testing.T) {
 	if h := a.health(); h["store"] != "redis" || h["fallback_active"] != false {
 		t.Errorf("healthz %v", h)
 	}
+	if logLine(a, "redis_ready") == nil {
+		t.Errorf("no redis_ready line at start:\n%s", a.out)
+	}
 
 	// Two instances share the bucket in Redis.
 	a.post(secretKey, "film-1")
@@ -375,6 +378,11 @@ func TestBinaryWithRedisDownAtStart(t *testing.T) {
 		"REDIS_PORT":                 strconv.Itoa(port),
 		"RATE_LIMIT_BACKEND":         "redis",
 	})
+	line := logLine(p, "redis_not_ready")
+	if reason, _ := line["reason"].(string); line["level"] != "WARN" ||
+		!strings.Contains(reason, "refused") {
+		t.Errorf("redis_not_ready line %v, want a warning that says why:\n%s", line, p.out)
+	}
 	p.drain(secretKey, 2)
 	if h := p.health(); h["store"] != "redis" || h["fallback_active"] != true {
 		t.Errorf("healthz %v, want redis with the fallback active", h)
@@ -390,6 +398,7 @@ func TestBinaryRefusesBadEnvironment(t *testing.T) {
 		"RATE_LIMIT_BACKEND":         "redis",
 		"REDIS_URL":                  "redis://user:" + secretPassword + "@cache:1/x",
 		"LOG_FORMAT":                 "yaml",
+		"REDIS_TLS_CA_FILE":          "/nonexistent/ca.pem",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {

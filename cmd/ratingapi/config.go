@@ -34,6 +34,8 @@ type environment struct {
 	RedisClusterAddrs string `env:"REDIS_CLUSTER_ADDRS"`
 	RedisPassword     string `env:"REDIS_PASSWORD"`
 	RedisPasswordFile string `env:"REDIS_PASSWORD_FILE"`
+	RedisTLS          bool   `env:"REDIS_TLS" envDefault:"false"`
+	RedisTLSCAFile    string `env:"REDIS_TLS_CA_FILE"`
 	RedisKeyPrefix    string `env:"REDIS_KEY_PREFIX" envDefault:"openclaw:bucket"`
 	RedisTimeoutMS    int64  `env:"REDIS_TIMEOUT_MS" envDefault:"100"`
 	RedisRetryMS      int64  `env:"REDIS_RETRY_INTERVAL_MS" envDefault:"1000"`

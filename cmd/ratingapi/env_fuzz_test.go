@@ -51,6 +51,11 @@ func FuzzEnvironment(f *testing.F) {
 		{"REDIS_HOST=h\nREDIS_TIMEOUT_MS=0", ""},
 		{"REDIS_HOST=h\nREDIS_RETRY_INTERVAL_MS=1", ""},
 		{"REDIS_HOST=h\nREDIS_KEY_PREFIX=a b", ""},
+		{"REDIS_HOST=h\nREDIS_TLS=true", ""},
+		{"REDIS_CLUSTER_ADDRS=127.0.0.1:7000\nREDIS_TLS=1", ""},
+		{"REDIS_URL=redis://h\nREDIS_TLS=true", ""},
+		{"REDIS_URL=rediss://h\nREDIS_TLS=false", ""},
+		{"REDIS_HOST=h\nREDIS_TLS=yes", ""},
 		{"FALLBACK_MAX_KEYS=0", ""},
 		{"API_KEYS=key-one-secret,key\x01two", ""},
 		{"API_KEYS=" + strings.Repeat("k", 300), ""},
@@ -68,6 +73,7 @@ func FuzzEnvironment(f *testing.F) {
 		// Files are not the fuzzer's to read.
 		delete(environ, "API_KEYS_FILE")
 		delete(environ, "REDIS_PASSWORD_FILE")
+		delete(environ, "REDIS_TLS_CA_FILE")
 		if password != "" {
 			environ["REDIS_PASSWORD"] = password
 		}
@@ -147,6 +153,12 @@ func checkAccepted(t *testing.T, cfg config, environ map[string]string) {
 		}
 		if rc.timeout <= 0 || rc.interval <= 0 || rc.prefix == "" {
 			t.Fatalf("redis config %+v", rc)
+		}
+		tlsOn, _ := strconv.ParseBool(environ["REDIS_TLS"])
+		tlsOn = tlsOn || strings.HasPrefix(strings.ToLower(environ["REDIS_URL"]), "rediss:")
+		if conf := rc.tlsConfig(); (conf != nil) != tlsOn || conf != nil && conf.RootCAs != nil {
+			t.Fatalf("REDIS_TLS %q and REDIS_URL %q gave TLS settings %v",
+				environ["REDIS_TLS"], environ["REDIS_URL"], conf)
 		}
 	}
 	addressed := environ["REDIS_HOST"] != "" || environ["REDIS_URL"] != "" ||

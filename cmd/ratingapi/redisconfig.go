@@ -39,6 +39,10 @@ func loadRedis(e environment) (*redisConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	roots, err := loadCAFile(e.RedisTLSCAFile)
+	if err != nil {
+		return nil, err
+	}
 
 	rc := &redisConfig{
 		prefix:   prefix,
@@ -77,6 +81,9 @@ func loadRedis(e environment) (*redisConfig, error) {
 		rc.single = &redis.Options{Addr: addr, Password: password}
 	default:
 		return nil, nil
+	}
+	if err := rc.redisTLS(e, roots); err != nil {
+		return nil, err
 	}
 	rc.tune()
 	return rc, nil

@@ -45,7 +45,7 @@ func run(ctx context.Context, environ map[string]string, stdout, stderr io.Write
 	}
 	logger := newLogger(cfg, stdout)
 
-	app, err := build(cfg, logger)
+	app, err := build(ctx, cfg, logger)
 	if err != nil {
 		logger.Error("start", "error", err.Error())
 		return exitConfig
@@ -98,8 +98,10 @@ type app struct {
 	closers []func() error
 }
 
-// build wires the store, the metrics, the limiter and the router.
-func build(cfg config, logger *slog.Logger) (*app, error) {
+// build wires the store, the metrics, the limiter and the router. It
+// connects to Redis before it returns, within a bound, or says in the log
+// why it could not.
+func build(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, logger: logger, backend: "memory"}
 	m := newMetrics()
 
@@ -115,7 +117,7 @@ func build(cfg config, logger *slog.Logger) (*app, error) {
 	active := func() bool { return false }
 	var store bucket.Store = bucket.NewMemory(bucket.WithMaxKeys(cfg.maxKeys))
 	if rc := cfg.redis; rc != nil {
-		fallback, client := a.fallback(rc, m)
+		fallback, client := a.fallback(ctx, rc, m)
 		store, active = fallback, fallback.Active
 		a.backend, health.Store = "redis", "redis"
 		a.closers = append(a.closers, fallback.Close, client.Close)
@@ -142,11 +144,15 @@ func build(cfg config, logger *slog.Logger) (*app, error) {
 }
 
 // fallback returns the store that asks Redis first and memory when Redis
-// fails. It does no I/O: a Redis that is down now is a fallback, not a
-// failure to start.
-func (a *app) fallback(rc *redisConfig, m *metrics) (*bucket.Fallback, redis.UniversalClient) {
+// fails. The client is warmed up first, so that the store's first
+// heartbeat, which it sends at once, finds a connection ready. A Redis that
+// is down now is a fallback, not a failure to start.
+func (a *app) fallback(
+	ctx context.Context, rc *redisConfig, m *metrics,
+) (*bucket.Fallback, redis.UniversalClient) {
 	redis.SetLogger(redisLogger{logger: a.logger})
 	client := rc.client()
+	warmUp(ctx, client, rc, a.logger)
 	store := bucket.NewFallback(client,
 		bucket.WithPrefix(rc.prefix),
 		bucket.WithTimeout(rc.timeout),
@@ -170,7 +176,8 @@ func (a *app) logStart(addr string) {
 		"shadow", a.cfg.shadow,
 	}
 	if rc := a.cfg.redis; rc != nil {
-		attrs = append(attrs, "redis", rc.addr(), "redis_key_prefix", rc.prefix)
+		attrs = append(attrs, "redis", rc.addr(), "redis_tls", rc.tlsConfig() != nil,
+			"redis_key_prefix", rc.prefix)
 	}
 	a.logger.Info("listening", attrs...)
 
