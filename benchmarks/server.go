@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ type server struct {
 	cmd  *exec.Cmd
 	dir  string
 	addr string
+	once sync.Once
 }
 
 // startServer starts redis-server on a free loopback port in a temporary
@@ -74,14 +76,13 @@ func startServer() (*server, error) {
 }
 
 // stop kills the server by its PID, waits for it and removes its folder.
+// It may be called more than once, from any goroutine.
 func (s *server) stop() {
-	if s == nil || s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-	os.RemoveAll(s.dir)
+	s.once.Do(func() {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		os.RemoveAll(s.dir)
+	})
 }
 
 // version returns the redis_version the server reports.
