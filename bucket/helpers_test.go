@@ -71,7 +71,8 @@ func startMiniredis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 	return server, client
 }
 
-// countScripts counts the script calls that client completes without error.
+// countScripts counts the script calls that client completes without error,
+// alone or in pipelines.
 func countScripts(client *redis.Client) *atomic.Int64 {
 	var n atomic.Int64
 	client.AddHook(scriptCounter{&n})
@@ -95,5 +96,13 @@ func (c scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (c scriptCounter) ProcessPipelineHook(
 	next redis.ProcessPipelineHook,
 ) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if cmd.Err() == nil && strings.HasPrefix(cmd.Name(), "eval") {
+				c.n.Add(1)
+			}
+		}
+		return err
+	}
 }

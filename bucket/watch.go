@@ -85,9 +85,7 @@ func (f *Fallback) heartbeat() error {
 	err := f.ping(ctx)
 	if err == nil {
 		var n int64
-		life := heartbeatLife * f.opts.probeInterval.Milliseconds()
-		n, err = heartbeatScript.Run(ctx, f.redis.client,
-			[]string{f.instancesKey()}, f.id, max(life, 1)).Int64()
+		n, err = f.sendHeartbeat(ctx)
 		if err == nil {
 			f.instances.Store(max(1, n))
 			return nil
@@ -97,6 +95,21 @@ func (f *Fallback) heartbeat() error {
 		f.emit(Event{Kind: EventRedisError, Err: err})
 	}
 	return err
+}
+
+// sendHeartbeat runs the heartbeat script through a pipeline, as decisions
+// go, so that the connections decisions use stay open through quiet spells
+// and a decision after one does not pay for a new connection within its
+// deadline. A pipeline cannot fall back from EVALSHA, so the small script
+// goes whole.
+func (f *Fallback) sendHeartbeat(ctx context.Context) (int64, error) {
+	life := max(heartbeatLife*f.opts.probeInterval.Milliseconds(), 1)
+	pipe := f.redis.client.Pipeline()
+	cmd := heartbeatScript.Eval(ctx, pipe, []string{f.instancesKey()}, f.id, life)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	return cmd.Int64()
 }
 
 func (f *Fallback) ping(ctx context.Context) error {
