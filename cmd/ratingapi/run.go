@@ -78,7 +78,7 @@ func run(ctx context.Context, environ map[string]string, stdout, stderr io.Write
 	case <-ctx.Done():
 	}
 
-	logger.Info("shutting down", "drain_timeout", drainTimeout+cfg.maxWait)
+	logger.Info("shutting down", "drain_timeout", (drainTimeout + cfg.maxWait).String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout+cfg.maxWait)
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
