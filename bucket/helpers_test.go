@@ -3,52 +3,36 @@ package bucket
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/openclaw/ratelimit/internal/fakeclock"
 )
 
-// fakeClock is a Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newFakeClock returns a clock that moves only when told to.
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // miniClock moves a memory clock and the clock of a miniredis together, so
 // that a test can move time for both sides of a Fallback.
 type miniClock struct {
-	*fakeClock
+	*fakeclock.Clock
 	server *miniredis.Miniredis
 }
 
 func newMiniClock(server *miniredis.Miniredis) *miniClock {
-	c := &miniClock{fakeClock: newFakeClock(), server: server}
+	c := &miniClock{Clock: newFakeClock(), server: server}
 	server.SetTime(c.Now())
 	return c
 }
 
 func (c *miniClock) Advance(d time.Duration) {
-	c.fakeClock.Advance(d)
+	c.Clock.Advance(d)
 	c.server.SetTime(c.Now())
 }
 

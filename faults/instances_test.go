@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openclaw/ratelimit/bucket"
+	"github.com/openclaw/ratelimit/internal/fakeclock"
 	"github.com/openclaw/ratelimit/internal/faultproxy"
 	"github.com/openclaw/ratelimit/internal/redistest"
 )
@@ -18,7 +19,7 @@ import (
 type instance struct {
 	store *bucket.Fallback
 	proxy *faultproxy.Proxy
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
 // startInstances starts n stores on srv, each behind its own proxy, and
@@ -28,7 +29,7 @@ func startInstances(t *testing.T, srv *redistest.Server, n int, opts ...bucket.O
 	list := make([]instance, n)
 	for i := range list {
 		p := faultproxy.Start(t, srv.Addr())
-		c := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+		c := fakeclock.New(time.Unix(1_700_000_000, 0))
 		f, _ := newFallback(t, newClient(t, p.Addr()), append([]bucket.Option{
 			bucket.WithClock(c),
 		}, opts...)...)
@@ -43,24 +44,6 @@ func startInstances(t *testing.T, srv *redistest.Server, n int, opts ...bucket.O
 		return true
 	})
 	return list
-}
-
-// fakeClock is a clock of the memory buckets that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // TestTwoInstancesShareOneLimit sends many concurrent requests on one key
@@ -184,7 +167,7 @@ func TestOutageBound(t *testing.T) {
 
 	// 30 s later: r*30/N each.
 	for _, x := range in {
-		x.clock.Add(30 * time.Second)
+		x.clock.Advance(30 * time.Second)
 	}
 	check("after 30s", 30*time.Second, 30/n)
 
@@ -192,7 +175,7 @@ func TestOutageBound(t *testing.T) {
 	// is not divided, so the burst at one moment may reach N*C, while the
 	// total over the outage still stays under C + r*D.
 	for _, x := range in {
-		x.clock.Add(1000 * time.Second)
+		x.clock.Advance(1000 * time.Second)
 	}
 	check("after 1030s", 1030*time.Second, -1)
 }

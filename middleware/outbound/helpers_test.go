@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openclaw/ratelimit/bucket"
+	"github.com/openclaw/ratelimit/internal/fakeclock"
 )
 
 // fixed is a limit that never refills, so that tests count tokens exactly.
@@ -103,26 +104,9 @@ func (e *events) of(kind EventKind) []Event {
 	return out
 }
 
-// clock is a bucket.Clock that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock {
-	return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock returns a clock that tests move by hand.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // ledger is a memory store that counts the takes and refunds of each key,

@@ -114,7 +114,7 @@ func TestRefusalByLaterQuotaWaitsHoldingNothing(t *testing.T) {
 	// The store's time passes while the transport sleeps.
 	store.afterTake = func(key string, res bucket.Result) {
 		if key == host+"#tokens" && !res.Allowed {
-			clk.advance(res.RetryAfter)
+			clk.Advance(res.RetryAfter)
 		}
 	}
 	var seen events

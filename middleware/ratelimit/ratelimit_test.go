@@ -62,7 +62,7 @@ func TestHeadersFollowTheBucket(t *testing.T) {
 	}
 
 	// Half a token later: still refused, and rounded up to one second.
-	clock.Add(500 * time.Millisecond)
+	clock.Advance(500 * time.Millisecond)
 	rec = send(t, h, "alice")
 	if rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("after 0.5s: status %d, want 429", rec.Code)
@@ -71,7 +71,7 @@ func TestHeadersFollowTheBucket(t *testing.T) {
 	wantHeader(t, rec, "RateLimit", `"default";r=0;t=1`)
 
 	// A full token later: allowed again.
-	clock.Add(500 * time.Millisecond)
+	clock.Advance(500 * time.Millisecond)
 	if rec := send(t, h, "alice"); rec.Code != http.StatusOK {
 		t.Fatalf("after 1s: status %d, want 200", rec.Code)
 	}
@@ -79,7 +79,7 @@ func TestHeadersFollowTheBucket(t *testing.T) {
 
 func TestHeadersRoundUp(t *testing.T) {
 	clock := newClock()
-	clock.Add(250 * time.Millisecond)
+	clock.Advance(250 * time.Millisecond)
 	store := bucket.NewMemory(bucket.WithClock(clock))
 	limit := bucket.PerMinute(10, 3) // one token every 20 seconds
 	h := ratelimit.New(store, limit, ratelimit.WithClock(clock))(&okHandler{})
@@ -94,7 +94,7 @@ func TestHeadersRoundUp(t *testing.T) {
 	wantHeader(t, rec, "RateLimit-Policy", `"default";q=10;w=200`)
 	wantHeader(t, rec, "RateLimit", `"default";r=0;t=20`)
 
-	clock.Add(7 * time.Second)
+	clock.Advance(7 * time.Second)
 	rec = send(t, h, "k")
 	if rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("status %d, want 429", rec.Code)
