@@ -28,14 +28,18 @@ const (
 // alone. The bucket script is kept word for word as the body of a
 // function, whose KEYS and ARGV are those of one decision.
 //
-// ARGV holds the four arguments of each decision in turn. The reply holds
-// three fields for each decision: the reply of the bucket script, or -1
-// and the error text.
+// ARGV holds the arguments of each decision in turn, the same number for
+// each. The reply holds three fields for each decision: the reply of the
+// bucket script, or -1 and the error text.
 var batchSource = "local function decide(KEYS, ARGV)\n" + bucketSource + "\nend\n" + `
+local per = #ARGV / #KEYS
 local out = {}
 for i = 1, #KEYS do
-  local a = 4 * (i - 1)
-  local ok, r = pcall(decide, {KEYS[i]}, {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]})
+  local args = {}
+  for j = 1, per do
+    args[j] = ARGV[per * (i - 1) + j]
+  end
+  local ok, r = pcall(decide, {KEYS[i]}, args)
   if ok then
     out[#out + 1], out[#out + 2], out[#out + 3] = r[1], r[2], r[3]
   else
@@ -77,8 +81,9 @@ type coalescer struct {
 
 // groupKey names the decisions that may share one script call.
 type groupKey struct {
-	slot int
-	key  string
+	slot  int
+	key   string
+	arity int // script arguments of each decision
 }
 
 // callState is where a call is on its way; the coalescer's mutex guards it.
@@ -118,8 +123,8 @@ func newCoalescer(client redis.UniversalClient) *coalescer {
 	return c
 }
 
-// run makes the decision of the bucket script on key with args, which are
-// four, and returns its reply. It returns early with ctx.Err() when ctx
+// run makes the decision of the bucket script on key with args and
+// returns its reply. It returns early with ctx.Err() when ctx
 // ends first; the decision may still be made in Redis then, as any command
 // whose reply nobody waits for.
 func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error) {
@@ -244,6 +249,7 @@ func (c *coalescer) groups(batch []*call) [][]*call {
 	index := make(map[groupKey]int)
 	for _, cl := range batch {
 		g := c.group(cl.key)
+		g.arity = len(cl.args)
 		i, ok := index[g]
 		if !ok || len(out[i]) == maxGroup {
 			i = len(out)
@@ -262,7 +268,7 @@ func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 	pipe := c.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(groups))
 	for i, g := range groups {
-		argv := make([]any, 3, 3+5*len(g))
+		argv := make([]any, 3, 3+len(g)*(1+len(g[0].args)))
 		argv[0], argv[1], argv[2] = "evalsha", batchScript.Hash(), len(g)
 		for _, cl := range g {
 			argv = append(argv, cl.key)
