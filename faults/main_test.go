@@ -3,11 +3,11 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/openclaw/ratelimit/internal/processtest"
 )
 
 // binary is the ratingapi binary that TestMain builds for the process
@@ -15,22 +15,8 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "faults-ratingapi")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "ratingapi")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/ratingapi")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: build ratingapi:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	before := runtime.NumGoroutine()
-	code := m.Run()
-	os.RemoveAll(dir)
+	code := processtest.Run(m, "../cmd/ratingapi", &binary)
 	if code == 0 && !settled(before) {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]

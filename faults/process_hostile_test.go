@@ -100,7 +100,7 @@ func TestProcessHostileRequests(t *testing.T) {
 	if app.fallbackActive() {
 		t.Fatal("the memory store reports a fallback")
 	}
-	if lines := app.logLines("handler panicked"); len(lines) > 0 {
+	if lines := app.LogLines("handler panicked"); len(lines) > 0 {
 		t.Fatalf("the process logged panics: %v", lines)
 	}
 }

@@ -124,7 +124,7 @@ func TestProcessPartition(t *testing.T) {
 	if fromA != 45 {
 		t.Fatalf("the cut-off process admitted %d, want 90/2 = 45", fromA)
 	}
-	on := a.logLines("rate_limit_fallback")
+	on := a.LogLines("rate_limit_fallback")
 	if len(on) == 0 || on[0]["instances"] != float64(2) {
 		t.Fatalf("fallback log lines %v, want one that counted 2 instances", on)
 	}

@@ -58,8 +58,8 @@ func TestProcessRedisKilled(t *testing.T) {
 		t.Fatalf("admitted %d on a bucket of %d, want %d..%d",
 			got, capacity, capacity-workers, capacity)
 	}
-	if len(app.logLines("rate_limit_fallback")) == 0 {
-		t.Fatalf("no rate_limit_fallback log line:\n%s", app.out)
+	if len(app.LogLines("rate_limit_fallback")) == 0 {
+		t.Fatalf("no rate_limit_fallback log line:\n%s", app.Output())
 	}
 
 	srv.Restart()

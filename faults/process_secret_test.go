@@ -38,7 +38,7 @@ func TestProcessTLSAndSecrets(t *testing.T) {
 		t.Fatalf("admitted %d over TLS, want 5", got)
 	}
 	if good.fallbackActive() {
-		t.Fatalf("fallback on with the right password:\n%s", good.out)
+		t.Fatalf("fallback on with the right password:\n%s", good.Output())
 	}
 	allowed := `ratelimit_decisions_total{backend="redis",result="allowed"} 5`
 	if !strings.Contains(good.metrics(), allowed) {
@@ -49,9 +49,9 @@ func TestProcessTLSAndSecrets(t *testing.T) {
 		t.Fatalf("admitted %d from memory, want 5", got)
 	}
 	eventually(t, "the wrong password to turn the fallback on", wrong.fallbackActive)
-	lines := wrong.logLines("rate_limit_fallback")
+	lines := wrong.LogLines("rate_limit_fallback")
 	if len(lines) == 0 {
-		t.Fatalf("no rate_limit_fallback line with a wrong password:\n%s", wrong.out)
+		t.Fatalf("no rate_limit_fallback line with a wrong password:\n%s", wrong.Output())
 	}
 	reason, _ := lines[0]["reason"].(string)
 	if !strings.Contains(reason, "WRONGPASS") && !strings.Contains(reason, "invalid password") {
@@ -64,7 +64,7 @@ func TestProcessTLSAndSecrets(t *testing.T) {
 	}
 
 	for name, app := range map[string]*api{"right": good, "wrong": wrong} {
-		if text := app.out.String(); strings.Contains(text, secret) || strings.Contains(text, rawKey) {
+		if text := app.Output(); strings.Contains(text, secret) || strings.Contains(text, rawKey) {
 			t.Errorf("the log of the process with the %s password holds a secret:\n%s", name, text)
 		}
 		if m := app.metrics(); strings.Contains(m, secret) || strings.Contains(m, rawKey) {

@@ -1,51 +1,26 @@
 package faults
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/openclaw/ratelimit/bucket"
+	"github.com/openclaw/ratelimit/internal/processtest"
 	"github.com/openclaw/ratelimit/internal/redistest"
 )
 
 // api is a running ratingapi process that a test started.
 type api struct {
+	*processtest.Process
 	t    testing.TB
 	env  map[string]string
 	addr string
-	out  *output
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// output collects what a process prints, for the test to read meanwhile.
-type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
 }
 
 // httpClient is the client of every process test: no keep-alive, so that
@@ -57,94 +32,28 @@ var httpClient = &http.Client{
 }
 
 // startAPI runs the binary with env on a free loopback port, waits until
-// /healthz answers, and stops it when the test ends.
+// /healthz answers, and kills it when the test ends.
 func startAPI(t testing.TB, env map[string]string) *api {
 	t.Helper()
-	a := &api{
-		t:    t,
-		env:  env,
-		addr: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)),
-		out:  &output{},
-	}
+	a := &api{t: t, addr: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))}
+	a.env = map[string]string{"LISTEN_ADDR": a.addr}
+	maps.Copy(a.env, env)
 	a.start()
-	t.Cleanup(a.kill)
 	return a
 }
 
 func (a *api) start() {
 	a.t.Helper()
-	cmd := exec.Command(binary)
-	cmd.Env = []string{"LISTEN_ADDR=" + a.addr}
-	for k, v := range a.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = a.out, a.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("start ratingapi: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	a.mu.Lock()
-	a.cmd, a.done = cmd, done
-	a.mu.Unlock()
-
-	deadline := time.Now().Add(patience)
-	for {
-		select {
-		case <-done:
-			a.t.Fatalf("ratingapi exited before it was ready:\n%s", a.out)
-		default:
-		}
-		if res, err := httpClient.Get(a.url("/healthz")); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("ratingapi not ready after %v:\n%s", patience, a.out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	a.Process = processtest.Start(a.t, binary, a.env)
+	a.WaitReady(a.url("/healthz"), patience)
 }
 
-// stop ends the process with SIGTERM, as an orchestrator would, and waits.
-func (a *api) stop() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd == nil {
-		return
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(patience):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-	a.cmd = nil
-}
-
-// kill ends the process with SIGKILL, by its PID, and waits.
-func (a *api) kill() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd == nil {
-		return
-	}
-	_ = a.cmd.Process.Kill()
-	<-a.done
-	a.cmd = nil
-}
-
-// restart stops the process and starts it again with the same settings.
+// restart stops the process with SIGTERM, as an orchestrator would, and
+// starts it again with the same settings. Output and LogLines then read
+// the new process.
 func (a *api) restart() {
 	a.t.Helper()
-	a.stop()
+	a.Stop(patience)
 	a.start()
 }
 
@@ -218,18 +127,6 @@ func (a *api) metrics() string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
-}
-
-// logLines returns the JSON log lines whose msg is msg.
-func (a *api) logLines(msg string) []map[string]any {
-	var lines []map[string]any
-	for _, line := range strings.Split(a.out.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			lines = append(lines, m)
-		}
-	}
-	return lines
 }
 
 // keyName returns the Redis key of the bucket of key under the default

@@ -1,25 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/openclaw/ratelimit/internal/processtest"
 	"github.com/openclaw/ratelimit/internal/redistest"
 )
 
@@ -27,53 +24,18 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ratingapi-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "ratingapi")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build ratingapi:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(processtest.Run(m, ".", &binary))
 }
 
 // process is a running ratingapi binary.
 type process struct {
+	*processtest.Process
 	t    *testing.T
-	cmd  *exec.Cmd
 	base string
-	out  *syncBuffer
-	done chan struct{}
-	code int
 }
 
-// syncBuffer is a buffer that the process writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// readyWait bounds how long the binary may take to answer /healthz.
+// readyWait bounds how long the binary may take to answer /healthz, or to
+// exit after SIGTERM.
 const readyWait = 20 * time.Second
 
 // start runs the binary with env on a free loopback port and waits until
@@ -81,64 +43,11 @@ const readyWait = 20 * time.Second
 func start(t *testing.T, env map[string]string) *process {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	p := &process{t: t, base: "http://" + addr, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary)
-	p.cmd.Env = []string{"LISTEN_ADDR=" + addr}
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-
-	deadline := time.Now().Add(readyWait)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("ratingapi exited with %d before it was ready:\n%s", p.code, p.out)
-		default:
-		}
-		resp, err := http.Get(p.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("ratingapi did not answer within %v:\n%s", readyWait, p.out)
-	return nil
-}
-
-// stop sends SIGTERM and returns the exit status.
-func (p *process) stop() int {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		p.t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(readyWait):
-		p.t.Fatalf("ratingapi did not stop after SIGTERM:\n%s", p.out)
-		return -1
-	}
+	all := map[string]string{"LISTEN_ADDR": addr}
+	maps.Copy(all, env)
+	p := &process{Process: processtest.Start(t, binary, all), t: t, base: "http://" + addr}
+	p.WaitReady(p.base+"/healthz", readyWait)
+	return p
 }
 
 // post rates item with key and returns the response, body read.
@@ -168,7 +77,7 @@ func (p *process) do(req *http.Request) (*http.Response, string) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v\n%s", req.Method, req.URL.Path, err, p.out)
+		p.t.Fatalf("%s %s: %v\n%s", req.Method, req.URL.Path, err, p.Output())
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -260,13 +169,13 @@ func TestBinaryOnMemory(t *testing.T) {
 		t.Errorf("healthcheck of a running instance: exit status %d, want 0", code)
 	}
 
-	if code := p.stop(); code != 0 {
-		t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.out)
+	if code := p.Stop(readyWait); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.Output())
 	}
 	if code := healthcheckStatus(p); code != 1 {
 		t.Errorf("healthcheck of a stopped instance: exit status %d, want 1", code)
 	}
-	logs := p.out.String()
+	logs := p.Output()
 	if !strings.Contains(logs, `"msg":"stopped"`) {
 		t.Errorf("no stopped line in the logs:\n%s", logs)
 	}
@@ -277,10 +186,8 @@ func TestBinaryOnMemory(t *testing.T) {
 
 // healthcheckStatus runs "ratingapi healthcheck" against p.
 func healthcheckStatus(p *process) int {
-	cmd := exec.Command(binary, "healthcheck")
-	cmd.Env = []string{"LISTEN_ADDR=" + strings.TrimPrefix(p.base, "http://")}
-	_ = cmd.Run()
-	return cmd.ProcessState.ExitCode()
+	env := map[string]string{"LISTEN_ADDR": strings.TrimPrefix(p.base, "http://")}
+	return processtest.Start(p.t, binary, env, "healthcheck").Wait(readyWait)
 }
 
 func TestBinaryOnRedis(t *testing.T) {
@@ -299,7 +206,7 @@ func TestBinaryOnRedis(t *testing.T) {
 		t.Errorf("healthz %v", h)
 	}
 	if logLine(a, "redis_ready") == nil {
-		t.Errorf("no redis_ready line at start:\n%s", a.out)
+		t.Errorf("no redis_ready line at start:\n%s", a.Output())
 	}
 
 	// Two instances share the bucket in Redis.
@@ -352,11 +259,11 @@ func TestBinaryOnRedis(t *testing.T) {
 	}
 
 	for _, p := range []*process{a, b} {
-		if code := p.stop(); code != 0 {
-			t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.out)
+		if code := p.Stop(readyWait); code != 0 {
+			t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, p.Output())
 		}
 	}
-	logs := a.out.String()
+	logs := a.Output()
 	for _, want := range []string{`"msg":"rate_limit_fallback","state":"on"`,
 		`"msg":"rate_limit_fallback","state":"off"`, `"keys_written_back":`} {
 		if !strings.Contains(logs, want) {
@@ -364,7 +271,7 @@ func TestBinaryOnRedis(t *testing.T) {
 		}
 	}
 	for _, secret := range []string{secretKey, secretPassword} {
-		if strings.Contains(logs+b.out.String(), secret) {
+		if strings.Contains(logs+b.Output(), secret) {
 			t.Errorf("a secret is in the logs:\n%s", logs)
 		}
 	}
@@ -381,14 +288,14 @@ func TestBinaryWithRedisDownAtStart(t *testing.T) {
 	line := logLine(p, "redis_not_ready")
 	if reason, _ := line["reason"].(string); line["level"] != "WARN" ||
 		!strings.Contains(reason, "refused") {
-		t.Errorf("redis_not_ready line %v, want a warning that says why:\n%s", line, p.out)
+		t.Errorf("redis_not_ready line %v, want a warning that says why:\n%s", line, p.Output())
 	}
 	p.drain(secretKey, 2)
 	if h := p.health(); h["store"] != "redis" || h["fallback_active"] != true {
 		t.Errorf("healthz %v, want redis with the fallback active", h)
 	}
-	if code := p.stop(); code != 0 {
-		t.Errorf("exit status %d, want 0:\n%s", code, p.out)
+	if code := p.Stop(readyWait); code != 0 {
+		t.Errorf("exit status %d, want 0:\n%s", code, p.Output())
 	}
 }
 
@@ -402,19 +309,15 @@ func TestBinaryRefusesBadEnvironment(t *testing.T) {
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(binary)
-			cmd.Env = []string{name + "=" + value}
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
-				t.Fatalf("exit status %d (%v), want 2:\n%s", code, err, &out)
+			p := processtest.Start(t, binary, map[string]string{name: value})
+			if code := p.Wait(readyWait); code != 2 {
+				t.Fatalf("exit status %d, want 2:\n%s", code, p.Output())
 			}
-			if !strings.Contains(out.String(), name) {
-				t.Errorf("message does not name %s: %s", name, &out)
+			if !strings.Contains(p.Output(), name) {
+				t.Errorf("message does not name %s: %s", name, p.Output())
 			}
-			if strings.Contains(out.String(), secretPassword) {
-				t.Errorf("message repeats the password: %s", &out)
+			if strings.Contains(p.Output(), secretPassword) {
+				t.Errorf("message repeats the password: %s", p.Output())
 			}
 		})
 	}
@@ -457,15 +360,12 @@ func TestBinaryDrainsWaitingRequestsOnSIGTERM(t *testing.T) {
 	// request then waits far longer than this for its token.
 	time.Sleep(300 * time.Millisecond)
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(syscall.SIGTERM)
 	a := <-answers
 	if a.err != nil || a.status != http.StatusCreated {
 		t.Errorf("in-flight request: status %d, error %v; want 201", a.status, a.err)
 	}
-	<-p.done
-	if p.code != 0 {
-		t.Errorf("exit status %d, want 0:\n%s", p.code, p.out)
+	if code := p.Wait(readyWait); code != 0 {
+		t.Errorf("exit status %d, want 0:\n%s", code, p.Output())
 	}
 }

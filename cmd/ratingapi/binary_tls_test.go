@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -42,7 +41,7 @@ func TestBinaryTrustsOnlyTheCAFile(t *testing.T) {
 
 	good := start(t, env(ca.CAFile))
 	if line := logLine(good, "redis_ready"); line == nil {
-		t.Errorf("no redis_ready line at start:\n%s", good.out)
+		t.Errorf("no redis_ready line at start:\n%s", good.Output())
 	}
 	if h := good.health(); h["store"] != "redis" || h["fallback_active"] != false {
 		t.Errorf("healthz %v right after start", h)
@@ -59,7 +58,7 @@ func TestBinaryTrustsOnlyTheCAFile(t *testing.T) {
 	if reason, _ := line["reason"].(string); line["level"] != "WARN" ||
 		!strings.Contains(reason, "certificate") {
 		t.Errorf("redis_not_ready line %v, want a warning about the certificate:\n%s",
-			line, wrong.out)
+			line, wrong.Output())
 	}
 	if resp, body := wrong.post(secretKey, "film-1"); resp.StatusCode != http.StatusCreated {
 		t.Errorf("status %d %s from memory, want 201", resp.StatusCode, body)
@@ -67,11 +66,11 @@ func TestBinaryTrustsOnlyTheCAFile(t *testing.T) {
 	waitFor(t, "the fallback", func() bool { return wrong.health()["fallback_active"] == true })
 
 	for _, p := range []*process{good, wrong} {
-		if code := p.stop(); code != 0 {
-			t.Errorf("exit status %d, want 0:\n%s", code, p.out)
+		if code := p.Stop(readyWait); code != 0 {
+			t.Errorf("exit status %d, want 0:\n%s", code, p.Output())
 		}
-		if strings.Contains(p.out.String(), secretPassword) {
-			t.Errorf("the password is in the logs:\n%s", p.out)
+		if strings.Contains(p.Output(), secretPassword) {
+			t.Errorf("the password is in the logs:\n%s", p.Output())
 		}
 	}
 }
@@ -115,7 +114,7 @@ func TestBinaryWarmsRedisBeforeServing(t *testing.T) {
 		return n == 1 || logLine(p, "rate_limit_fallback") != nil
 	})
 	if line := logLine(p, "rate_limit_fallback"); line != nil {
-		t.Fatalf("the fallback turned on at start: %v\n%s", line, p.out)
+		t.Fatalf("the fallback turned on at start: %v\n%s", line, p.Output())
 	}
 
 	p.drain(secretKey, 3)
@@ -132,11 +131,8 @@ func TestBinaryWarmsRedisBeforeServing(t *testing.T) {
 
 // logLine returns the first JSON log line of p whose msg is msg, or nil.
 func logLine(p *process, msg string) map[string]any {
-	for line := range strings.Lines(p.out.String()) {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			return m
-		}
+	if lines := p.LogLines(msg); len(lines) > 0 {
+		return lines[0]
 	}
 	return nil
 }
