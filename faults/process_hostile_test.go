@@ -1,101 +1,34 @@
 package faults
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openclaw/ratelimit/internal/hostiletest"
 )
 
-// rawExchange writes raw on a new connection to addr and reads one
-// response. It returns the status, or 0 when the server closed the
-// connection without one.
-func rawExchange(t *testing.T, addr, raw string) int {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(patience))
-
-	// The server may answer and close before it has read all of raw.
-	go func() { _, _ = io.WriteString(conn, raw) }()
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("no answer and no close within %v", patience)
-		}
-		return 0
-	}
-	res.Body.Close()
-	return res.StatusCode
-}
-
 // TestProcessHostileRequests sends requests no well-behaved client sends
-// to the real binary. Each gets its 4xx or a closed connection, never a
-// 5xx, and the process is still healthy and has logged no panic after.
+// to the real binary: those the router's tests send, and some that only
+// the binary's settings decide. Each gets its 4xx or a closed connection,
+// never a 5xx, and the process is still healthy and has logged no panic
+// after.
 func TestProcessHostileRequests(t *testing.T) {
-	app := startAPI(t, map[string]string{"API_KEYS": "hostile-key"})
+	app := startAPI(t, map[string]string{"API_KEYS": hostiletest.Key})
 
-	post := func(body, contentType string) string {
-		return "POST /v1/ratings HTTP/1.1\r\nHost: x\r\nX-API-Key: hostile-key\r\n" +
-			"Content-Type: " + contentType + "\r\n" +
-			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body)) + body
-	}
-	get := func(path, key string) string {
-		return "GET " + path + " HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key + "\r\n\r\n"
-	}
-	const jsonType = "application/json"
-	big := `{"item_id":"x","score":1,"comment":"` + strings.Repeat("c", 70<<10) + `"}`
-	cases := []struct {
-		name string
-		raw  string
-		want int // 0 accepts any 4xx
-	}{
-		{"valid", post(`{"item_id":"x","score":5}`, jsonType), 201},
-		{"body over 64 KiB", post(big, jsonType), 413},
-		{"headers over the limit", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " +
-			strings.Repeat("p", 64<<10) + "\r\n\r\n", 431},
-		{"unknown key", get("/v1/items/x/rating", "other-key"), 401},
-		{"key over 256 bytes", get("/v1/items/x/rating", strings.Repeat("k", 257)), 401},
-		{"invalid UTF-8 in key", get("/v1/items/x/rating", "k\xff\xfe"), 401},
-		{"NUL in key", get("/v1/items/x/rating", "hostile\x00key"), 400},
-		{"invalid UTF-8 in item", get("/v1/items/%FF%FE/rating", "hostile-key"), 400},
-		{"NUL in item", get("/v1/items/a%00b/rating", "hostile-key"), 400},
-		{"NUL in body item", post(`{"item_id":"a\u0000b","score":1}`, jsonType), 400},
-		{"float score", post(`{"item_id":"x","score":2.5}`, jsonType), 400},
-		{"string score", post(`{"item_id":"x","score":"5"}`, jsonType), 400},
-		{"score out of range", post(`{"item_id":"x","score":-3}`, jsonType), 400},
-		{"unknown field", post(`{"item_id":"x","score":1,"role":"admin"}`, jsonType), 400},
-		{"wrong content type", post(`{"item_id":"x","score":1}`, "text/plain"), 415},
-		{"nested arrays", post(strings.Repeat("[", 50000), jsonType), 400},
-		{"dot segments", get("/v1/items/../../../etc/passwd/rating", "hostile-key"), 0},
-		{"garbage request line", "\x00\x01\x02 / HTTP/1.1\r\n\r\n", 400},
-		{"HTTP/0.9", "GET /healthz\r\n\r\n", 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got := rawExchange(t, app.addr, c.raw)
-			switch {
-			case got == 0 && c.want != 201:
-				// A closed connection is an acceptable answer.
-			case got >= 500:
-				t.Fatalf("got %d", got)
-			case c.want == 0 && (got < 400 || got > 499):
-				t.Fatalf("got %d, want a 4xx", got)
-			case c.want != 0 && got != c.want:
-				t.Fatalf("got %d, want %d", got, c.want)
-			}
-		})
-	}
+	valid := hostiletest.Post(`{"item_id":"x","score":5}`, hostiletest.JSON)
+	padded := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 64<<10) +
+		"\r\n\r\n"
+	cases := append([]hostiletest.Case{
+		{Name: "valid", Raw: valid, Want: 201},
+		{Name: "headers over the binary's limit", Raw: padded, Want: 431},
+		{Name: "unknown key", Raw: hostiletest.Get("/v1/items/x/rating", "other-key"), Want: 401},
+	}, hostiletest.Requests()...)
+	hostiletest.Run(t, app.addr, cases)
 
 	if app.fallbackActive() {
 		t.Fatal("the memory store reports a fallback")
