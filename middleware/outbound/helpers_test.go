@@ -18,18 +18,21 @@ func fixed(capacity int64) bucket.Limit {
 	return bucket.Limit{Capacity: capacity}
 }
 
-// left returns the whole tokens in the bucket of key. It takes them all
-// when the bucket is full, so a test calls it last.
-func left(t *testing.T, store bucket.Store, key string, limit bucket.Limit) int64 {
+// wantLeft checks that the bucket of key holds want whole tokens. It
+// takes them all when the bucket is full, so a test calls it last.
+func wantLeft(t *testing.T, store bucket.Store, key string, limit bucket.Limit, want int64) {
 	t.Helper()
 	res, err := store.Take(context.Background(), key, limit, limit.Capacity)
 	if err != nil {
 		t.Fatalf("take %s: %v", key, err)
 	}
+	got := res.Remaining
 	if res.Allowed {
-		return limit.Capacity
+		got = limit.Capacity
 	}
-	return res.Remaining
+	if got != want {
+		t.Errorf("%s: %d tokens left, want %d", key, got, want)
+	}
 }
 
 // provider is a fake provider that answers each request with the next

@@ -36,12 +36,8 @@ func TestEveryQuotaIsCharged(t *testing.T) {
 	}
 
 	host := hostOf(p)
-	if got := left(t, store, host+"#requests", requests); got != 8 {
-		t.Errorf("requests left = %d, want 8", got)
-	}
-	if got := left(t, store, host+"#tokens", tokens); got != 400 {
-		t.Errorf("tokens left = %d, want 400", got)
-	}
+	wantLeft(t, store, host+"#requests", requests, 8)
+	wantLeft(t, store, host+"#tokens", tokens, 400)
 }
 
 // A request refused by a later quota leaves the earlier ones exactly as
@@ -93,9 +89,8 @@ func TestRefusalByLaterQuotaChargesNothing(t *testing.T) {
 	if takes, _ := store.counts(host + "#tokens"); takes != 2 {
 		t.Errorf("tokens bucket: %d takes, want 2 (none once it is known short)", takes)
 	}
-	if got := left(t, store, host+"#requests", requests); got != 9 {
-		t.Errorf("requests left = %d, want 9 (only the request that went)", got)
-	}
+	// Only the request that went keeps its token.
+	wantLeft(t, store, host+"#requests", requests, 9)
 }
 
 // A request refused by a later quota gives the earlier tokens back, waits
@@ -144,12 +139,8 @@ func TestRefusalByLaterQuotaWaitsHoldingNothing(t *testing.T) {
 	if got := p.calls.Load(); got != 1 {
 		t.Errorf("provider saw %d requests, want 1", got)
 	}
-	if got := left(t, store, host+"#requests", requests); got != 9 {
-		t.Errorf("requests left = %d, want 9", got)
-	}
-	if got := left(t, store, host+"#tokens", tokens); got != 0 {
-		t.Errorf("tokens left = %d, want 0", got)
-	}
+	wantLeft(t, store, host+"#requests", requests, 9)
+	wantLeft(t, store, host+"#tokens", tokens, 0)
 }
 
 // A store error on a later quota leaves the earlier ones as they were.
@@ -170,9 +161,7 @@ func TestStoreErrorChargesNothing(t *testing.T) {
 	if got := p.calls.Load(); got != 0 {
 		t.Errorf("provider saw %d requests, want 0", got)
 	}
-	if got := left(t, store, hostOf(p)+"#requests", requests); got != 10 {
-		t.Errorf("requests left = %d, want 10", got)
-	}
+	wantLeft(t, store, hostOf(p)+"#requests", requests, 10)
 }
 
 // A context that ends while the buckets are being taken leaves none
@@ -210,12 +199,8 @@ func TestContextEndedWhileTakingChargesNothing(t *testing.T) {
 			if takes, _ := store.counts(host + "#tokens"); last == "requests" && takes != 0 {
 				t.Errorf("tokens bucket taken %d times after the context ended", takes)
 			}
-			if got := left(t, store, host+"#requests", requests); got != 10 {
-				t.Errorf("requests left = %d, want 10", got)
-			}
-			if got := left(t, store, host+"#tokens", tokens); got != 100 {
-				t.Errorf("tokens left = %d, want 100", got)
-			}
+			wantLeft(t, store, host+"#requests", requests, 10)
+			wantLeft(t, store, host+"#tokens", tokens, 100)
 		})
 	}
 }
@@ -245,9 +230,7 @@ func TestFailedRefundIsWasted(t *testing.T) {
 		!errors.Is(wasted[0].Err, store.refundErr) {
 		t.Errorf("wasted events = %+v, want one of 1 requests token with the error", wasted)
 	}
-	if got := left(t, store, host+"#requests", requests); got != 9 {
-		t.Errorf("requests left = %d, want 9", got)
-	}
+	wantLeft(t, store, host+"#requests", requests, 9)
 }
 
 // Usage above the up-front cost is debited, usage below it is given back,
@@ -289,9 +272,7 @@ func TestUsageIsSettled(t *testing.T) {
 	}
 
 	// 350, 40 and 100 used, 50 charged.
-	if got := left(t, store, hostOf(p)+"#tokens", tokens); got != 460 {
-		t.Errorf("tokens left = %d, want 460", got)
-	}
+	wantLeft(t, store, hostOf(p)+"#tokens", tokens, 460)
 }
 
 // A refund made by this process lifts what it knew of a refusal: a request
