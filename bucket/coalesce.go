@@ -162,6 +162,10 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 	*cl = call{done: cl.done}
 	callPool.Put(cl)
 	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The socket deadline is the caller's own: say so.
+			return nil, ctxErr
+		}
 		return nil, err
 	}
 	return reply, nil

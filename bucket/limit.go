@@ -98,7 +98,7 @@ func (l Limit) refill(tokens float64, elapsed time.Duration) float64 {
 	if elapsed > 0 {
 		tokens += elapsed.Seconds() * l.Rate
 	}
-	return math.Min(float64(l.Capacity), tokens)
+	return min(float64(l.Capacity), tokens)
 }
 
 // Backend names the kind of store that answered a decision.
