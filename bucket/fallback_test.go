@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // eventLog records the events of a store.
@@ -45,19 +47,6 @@ func (l *eventLog) last(kind EventKind) (Event, bool) {
 		}
 	}
 	return Event{}, false
-}
-
-// eventually polls cond until it holds, failing the test after a bound
-// generous enough for a loaded machine.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type fallbackFixture struct {
@@ -155,7 +144,7 @@ func TestFallbackSharesTheLimitAmongInstances(t *testing.T) {
 		t.Cleanup(func() { f.Close() })
 		stores = append(stores, f)
 	}
-	eventually(t, "every instance counts four", func() bool {
+	waittest.Until(t, "every instance counts four", func() bool {
 		for _, f := range stores {
 			if f.Instances() != 4 {
 				return false
@@ -192,7 +181,7 @@ func TestFallbackWritesTheOutageBack(t *testing.T) {
 	fx.server.Restart()
 	fx.server.HSet(fx.store.Redis().KeyName("k"), "tokens", "80")
 
-	eventually(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
+	waittest.Until(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
 	if got := fx.redisTokens(t, "k"); got < 49.9 || got > 50.1 {
 		t.Fatalf("Redis holds %v tokens after 30 were spent from memory, want 50", got)
 	}
@@ -226,7 +215,7 @@ func TestFallbackClosesOnlyAfterSeveralGoodProbes(t *testing.T) {
 	server.Restart()
 	before := scripts.Load()
 
-	eventually(t, "the store returns to Redis", func() bool { return !f.Active() })
+	waittest.Until(t, "the store returns to Redis", func() bool { return !f.Active() })
 	if probes := scriptsAtClose.Load() - before; probes < 5 {
 		t.Fatalf("closed after %d good probes, want at least 5", probes)
 	}
@@ -236,7 +225,7 @@ func TestFallbackRefusesFromMemoryOfARefusal(t *testing.T) {
 	fx := newFallbackFixture(t, WithProbeInterval(time.Hour))
 	limit := PerMinute(3, 1) // a token a minute
 	mustTake(t, fx.store, "k", limit, 3)
-	eventually(t, "the first heartbeat is done", func() bool {
+	waittest.Until(t, "the first heartbeat is done", func() bool {
 		return fx.server.Exists(fx.store.instancesKey())
 	})
 
@@ -275,9 +264,9 @@ func TestFallbackCloseStopsItsGoroutine(t *testing.T) {
 	_ = server
 	before := runtime.NumGoroutine()
 	f := NewFallback(client, WithProbeInterval(time.Millisecond))
-	eventually(t, "the heartbeat runs", func() bool { return f.Instances() == 1 })
+	waittest.Until(t, "the heartbeat runs", func() bool { return f.Instances() == 1 })
 	f.Close()
-	eventually(t, "the goroutine ends", func() bool { return runtime.NumGoroutine() <= before })
+	waittest.Until(t, "the goroutine ends", func() bool { return runtime.NumGoroutine() <= before })
 	if n, _ := server.ZMembers(f.instancesKey()); len(n) != 0 {
 		t.Fatalf("Close left the heartbeat %v in Redis", n)
 	}
@@ -298,7 +287,7 @@ func TestFallbackRefundsOnlyWhatTheOutageSpent(t *testing.T) {
 
 	// The refunded spending is not written back.
 	fx.server.Restart()
-	eventually(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
+	waittest.Until(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
 	if got := fx.redisTokens(t, "k"); got < 3.9 || got > 4.1 {
 		t.Fatalf("Redis holds %v tokens, want the 4 left before the outage", got)
 	}
@@ -313,7 +302,7 @@ func TestFallbackInstancesCannotSaveUpPastOneCapacity(t *testing.T) {
 		t.Cleanup(func() { f.Close() })
 		stores = append(stores, f)
 	}
-	eventually(t, "both instances count two", func() bool {
+	waittest.Until(t, "both instances count two", func() bool {
 		return stores[0].Instances() == 2 && stores[1].Instances() == 2
 	})
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // TestRedisTwoInstancesNeverSpendOneTokenTwice hammers one key from two
@@ -129,7 +130,7 @@ func TestFallbackKeepsLimitsThroughARedisKill(t *testing.T) {
 	}
 
 	server.Restart()
-	eventually(t, "the store returns to Redis", func() bool { return !store.Active() })
+	waittest.Until(t, "the store returns to Redis", func() bool { return !store.Active() })
 	name := store.Redis().KeyName("spent")
 	tokens, err := client.HGet(context.Background(), name, "tokens").Float64()
 	if err != nil || tokens < 4.9 || tokens > 5.1 {

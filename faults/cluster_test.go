@@ -8,6 +8,7 @@ import (
 
 	"github.com/openclaw/ratelimit/bucket"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -62,7 +63,7 @@ func TestClusterLosesAMaster(t *testing.T) {
 
 	victim := cluster.Masters[1]
 	victim.Kill()
-	eventually(t, "the fallback to turn on", f.Active)
+	waittest.Until(t, "the fallback to turn on", f.Active)
 
 	for owner, ks := range keys {
 		res, err := f.Take(ctx, ks[0], limit, 1)
@@ -80,7 +81,7 @@ func TestClusterLosesAMaster(t *testing.T) {
 	if err := cluster.WaitState(ctx, "ok", cluster.Masters...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the store to return to the cluster", func() bool { return !f.Active() })
+	waittest.Until(t, "the store to return to the cluster", func() bool { return !f.Active() })
 	for owner, ks := range keys {
 		for _, key := range ks {
 			res, err := f.Take(ctx, key, limit, 1)

@@ -8,28 +8,17 @@ import (
 	"time"
 
 	"github.com/openclaw/ratelimit/bucket"
+	"github.com/openclaw/ratelimit/internal/waittest"
 	"github.com/redis/go-redis/v9"
 )
 
-// patience bounds every wait for a state: generous, since the machine is
-// shared, and never a claim about speed.
-const patience = 20 * time.Second
+// patience bounds every wait of these tests, as it bounds waittest.Until:
+// generous, since the machine is shared, and never a claim about speed.
+const patience = waittest.Patience
 
 // probe is the probe interval of the stores under test, short so that a
 // recovered Redis is noticed soon.
 const probe = 50 * time.Millisecond
-
-// eventually polls cond until it holds, failing the test after patience.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", patience, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // events records the events of a Fallback.
 type events struct {

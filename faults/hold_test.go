@@ -8,6 +8,7 @@ import (
 	"github.com/openclaw/ratelimit/bucket"
 	"github.com/openclaw/ratelimit/internal/faultproxy"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // TestRedisStopsAnswering puts a proxy that holds every byte between the
@@ -88,9 +89,9 @@ func TestRedisStopsAnswering(t *testing.T) {
 	// debit of the outage. A token is spent twice for the held call: its
 	// answer never came, so memory decided it too.
 	proxy.SetMode(faultproxy.Forward)
-	eventually(t, "the store to return to Redis", func() bool { return !f.Active() })
+	waittest.Until(t, "the store to return to Redis", func() bool { return !f.Active() })
 	want := float64(limit.Capacity - taken - held)
-	eventually(t, "the outage's spending in Redis", func() bool {
+	waittest.Until(t, "the outage's spending in Redis", func() bool {
 		return redisTokens(t, direct, f, "k", limit.Capacity) == want
 	})
 	res, err = f.Take(ctx, "k", limit, 1)

@@ -12,6 +12,7 @@ import (
 	"github.com/openclaw/ratelimit/internal/fakeclock"
 	"github.com/openclaw/ratelimit/internal/faultproxy"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // instance is one store on a shared Redis, behind its own proxy so that a
@@ -35,7 +36,7 @@ func startInstances(t *testing.T, srv *redistest.Server, n int, opts ...bucket.O
 		}, opts...)...)
 		list[i] = instance{store: f, proxy: p, clock: c}
 	}
-	eventually(t, fmt.Sprintf("every store to count %d instances", n), func() bool {
+	waittest.Until(t, fmt.Sprintf("every store to count %d instances", n), func() bool {
 		for _, in := range list {
 			if in.store.Instances() != n {
 				return false
@@ -118,7 +119,9 @@ func TestPartitionedInstance(t *testing.T) {
 
 	// Healed: A's 40 are a debt in Redis, which both instances now honour.
 	a.proxy.SetMode(faultproxy.Forward)
-	eventually(t, "the cut-off instance to return to Redis", func() bool { return !a.store.Active() })
+	waittest.Until(t, "the cut-off instance to return to Redis", func() bool {
+		return !a.store.Active()
+	})
 	if got := redisTokens(t, direct, a.store, "k", limit.Capacity); got != -40 {
 		t.Fatalf("Redis holds %v tokens after the partition, want -40", got)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/openclaw/ratelimit/bucket"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // TestRedisKilledMidTraffic kills Redis with SIGKILL while clients send
@@ -61,10 +62,10 @@ func TestRedisKilledMidTraffic(t *testing.T) {
 
 	// Kill Redis once a third of the busy bucket is spent through it, and
 	// let the clients run into the limit from memory.
-	eventually(t, "a third of the bucket spent", func() bool { return allowed.Load() >= 100 })
+	waittest.Until(t, "a third of the bucket spent", func() bool { return allowed.Load() >= 100 })
 	srv.Kill()
-	eventually(t, "the fallback to turn on", f.Active)
-	eventually(t, "the limit reached in memory", func() bool {
+	waittest.Until(t, "the fallback to turn on", f.Active)
+	waittest.Until(t, "the limit reached in memory", func() bool {
 		return fromMemory.Load() > busy.Capacity
 	})
 	stop.Store(true)
@@ -90,7 +91,7 @@ func TestRedisKilledMidTraffic(t *testing.T) {
 	// Redis returns with its data; the store goes back to it and the
 	// outage's spending is debited there.
 	srv.Restart()
-	eventually(t, "the store to return to Redis", func() bool { return !f.Active() })
+	waittest.Until(t, "the store to return to Redis", func() bool { return !f.Active() })
 	off := ev.of(bucket.EventFallbackOff)
 	if len(off) != 1 || off[0].WrittenBack < 1 || off[0].Dropped != 0 {
 		t.Fatalf("fallback_off events %+v, want one that wrote back and dropped nothing", off)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // TestProcessOnCluster runs the Rating API on a three-master Redis
@@ -54,7 +55,7 @@ func TestProcessOnCluster(t *testing.T) {
 	}
 
 	cluster.Masters[2].Kill()
-	eventually(t, "/healthz to report the fallback", app.fallbackActive)
+	waittest.Until(t, "/healthz to report the fallback", app.fallbackActive)
 	for owner, key := range keys {
 		if code := app.rate(key, "item"); code != http.StatusTooManyRequests {
 			t.Fatalf("drained key of %s got %d after the kill, want 429", owner.Addr(), code)

@@ -10,6 +10,7 @@ import (
 	"github.com/openclaw/ratelimit/bucket"
 	"github.com/openclaw/ratelimit/internal/faultproxy"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -35,7 +36,7 @@ func waitHeartbeats(t *testing.T, client *redis.Client, n int64) {
 	ctx := context.Background()
 	key := bucket.DefaultPrefix + ":instances"
 	var seen float64
-	eventually(t, "every instance's heartbeat", func() bool {
+	waittest.Until(t, "every instance's heartbeat", func() bool {
 		beats, err := client.ZRangeWithScores(ctx, key, 0, -1).Result()
 		if err != nil || int64(len(beats)) != n {
 			return false
@@ -45,7 +46,7 @@ func waitHeartbeats(t *testing.T, client *redis.Client, n int64) {
 		}
 		return true
 	})
-	eventually(t, "a heartbeat of each that counted all", func() bool {
+	waittest.Until(t, "a heartbeat of each that counted all", func() bool {
 		beats, err := client.ZRangeWithScores(ctx, key, 0, -1).Result()
 		if err != nil || int64(len(beats)) != n {
 			return false
@@ -130,7 +131,7 @@ func TestProcessPartition(t *testing.T) {
 	}
 
 	proxies[0].SetMode(faultproxy.Forward)
-	eventually(t, "the cut-off process to return to Redis", func() bool {
+	waittest.Until(t, "the cut-off process to return to Redis", func() bool {
 		return !a.fallbackActive()
 	})
 	// The refill of 0.01 a minute adds far less than 0.01 meanwhile.

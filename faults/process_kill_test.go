@@ -8,6 +8,7 @@ import (
 
 	"github.com/openclaw/ratelimit/internal/faultproxy"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // TestProcessRedisKilled kills the Redis of a running Rating API with
@@ -40,11 +41,11 @@ func TestProcessRedisKilled(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, "a third of the bucket spent", func() bool { return created.Load() >= 20 })
+	waittest.Until(t, "a third of the bucket spent", func() bool { return created.Load() >= 20 })
 	srv.Kill()
-	eventually(t, "/healthz to report the fallback", app.fallbackActive)
+	waittest.Until(t, "/healthz to report the fallback", app.fallbackActive)
 	atKill := sent.Load()
-	eventually(t, "requests served during the outage", func() bool {
+	waittest.Until(t, "requests served during the outage", func() bool {
 		return sent.Load() > atKill+2*capacity
 	})
 	stop.Store(true)
@@ -63,7 +64,9 @@ func TestProcessRedisKilled(t *testing.T) {
 	}
 
 	srv.Restart()
-	eventually(t, "/healthz to report Redis again", func() bool { return !app.fallbackActive() })
+	waittest.Until(t, "/healthz to report Redis again", func() bool {
+		return !app.fallbackActive()
+	})
 	tokens := redisTokensAt(t, direct, keyName("killed-key"), capacity)
 	want := float64(capacity - got)
 	if tokens > want+0.1 || tokens < want-workers {
@@ -94,7 +97,7 @@ func TestProcessRedisSilent(t *testing.T) {
 	if code := app.rate("silent-key", "item"); code != http.StatusCreated {
 		t.Fatalf("the request that met the silent Redis got %d, want 201", code)
 	}
-	eventually(t, "/healthz to report the fallback", app.fallbackActive)
+	waittest.Until(t, "/healthz to report the fallback", app.fallbackActive)
 	before := calls.Load()
 
 	created := 0
@@ -115,7 +118,9 @@ func TestProcessRedisSilent(t *testing.T) {
 	}
 
 	proxy.SetMode(faultproxy.Forward)
-	eventually(t, "/healthz to report Redis again", func() bool { return !app.fallbackActive() })
+	waittest.Until(t, "/healthz to report Redis again", func() bool {
+		return !app.fallbackActive()
+	})
 	if code := app.rate("silent-key", "item"); code != http.StatusTooManyRequests {
 		t.Fatalf("after recovery got %d, want 429", code)
 	}

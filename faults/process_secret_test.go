@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -48,7 +49,7 @@ func TestProcessTLSAndSecrets(t *testing.T) {
 	if got := wrong.rateUntilRefused(rawKey, 20); got != 5 {
 		t.Fatalf("admitted %d from memory, want 5", got)
 	}
-	eventually(t, "the wrong password to turn the fallback on", wrong.fallbackActive)
+	waittest.Until(t, "the wrong password to turn the fallback on", wrong.fallbackActive)
 	lines := wrong.LogLines("rate_limit_fallback")
 	if len(lines) == 0 {
 		t.Fatalf("no rate_limit_fallback line with a wrong password:\n%s", wrong.Output())

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openclaw/ratelimit/internal/processtest"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // binary is the path of the ratingapi binary that TestMain builds.
@@ -112,18 +113,6 @@ func (p *process) drain(key string, capacity int) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		p.t.Fatalf("status %d with Retry-After %q (%s), want 429", resp.StatusCode,
 			resp.Header.Get("Retry-After"), body)
-	}
-}
-
-// waitFor polls cond until it holds, failing after a bound.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(readyWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -235,7 +224,7 @@ func TestBinaryOnRedis(t *testing.T) {
 
 	// Redis dies: the instances keep deciding from memory.
 	srv.Kill()
-	waitFor(t, "fallback", func() bool {
+	waittest.Until(t, "fallback", func() bool {
 		resp, _ := a.post("third-key", "film-2")
 		return resp.StatusCode < 500 && a.health()["fallback_active"] == true
 	})
@@ -245,7 +234,7 @@ func TestBinaryOnRedis(t *testing.T) {
 
 	// Redis returns: the instances go back to it.
 	srv.Restart()
-	waitFor(t, "recovery", func() bool { return a.health()["fallback_active"] == false })
+	waittest.Until(t, "recovery", func() bool { return a.health()["fallback_active"] == false })
 	_, metrics := a.get("/metrics")
 	for _, want := range []string{
 		`ratelimit_fallback_transitions_total{state="on"} 1`,

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // TestBinaryTrustsOnlyTheCAFile runs the binary on a Redis that speaks
@@ -63,7 +64,9 @@ func TestBinaryTrustsOnlyTheCAFile(t *testing.T) {
 	if resp, body := wrong.post(secretKey, "film-1"); resp.StatusCode != http.StatusCreated {
 		t.Errorf("status %d %s from memory, want 201", resp.StatusCode, body)
 	}
-	waitFor(t, "the fallback", func() bool { return wrong.health()["fallback_active"] == true })
+	waittest.Until(t, "the fallback", func() bool {
+		return wrong.health()["fallback_active"] == true
+	})
 
 	for _, p := range []*process{good, wrong} {
 		if code := p.Stop(readyWait); code != 0 {
@@ -109,7 +112,7 @@ func TestBinaryWarmsRedisBeforeServing(t *testing.T) {
 	client := srv.Client(t, func(o *redis.Options) {
 		o.TLSConfig, o.Password = ca.ClientConfig(), secretPassword
 	})
-	waitFor(t, "the first heartbeat", func() bool {
+	waittest.Until(t, "the first heartbeat", func() bool {
 		n, _ := client.ZCard(context.Background(), "openclaw:bucket:instances").Result()
 		return n == 1 || logLine(p, "rate_limit_fallback") != nil
 	})

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // echo starts a server that sends back every line it reads.
@@ -53,18 +55,6 @@ func roundTrip(t *testing.T, conn net.Conn, r *bufio.Reader, line string) string
 	return got[:len(got)-1]
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestForward(t *testing.T) {
 	p := Start(t, echo(t))
 	conn, r := dial(t, p.Addr())
@@ -89,7 +79,7 @@ func TestHoldKeepsConnectionAndCounts(t *testing.T) {
 	if _, err := io.WriteString(conn, "dle b\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "held bytes counted", func() bool { return hits.Load() == 1 })
+	waittest.Until(t, "held bytes counted", func() bool { return hits.Load() == 1 })
 
 	// Nothing comes back while held, and the connection stays open.
 	_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -119,7 +109,7 @@ func TestCutClosesAndRefuses(t *testing.T) {
 	if _, err := r.ReadByte(); err == nil {
 		t.Fatal("read a byte from a cut connection")
 	}
-	waitFor(t, "no open link", func() bool { return p.Open() == 0 })
+	waittest.Until(t, "no open link", func() bool { return p.Open() == 0 })
 
 	conn2, r2 := dial(t, p.Addr())
 	_, _ = io.WriteString(conn2, "x\n")

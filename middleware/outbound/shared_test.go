@@ -20,6 +20,7 @@ import (
 
 	"github.com/openclaw/ratelimit/bucket"
 	"github.com/openclaw/ratelimit/internal/redistest"
+	"github.com/openclaw/ratelimit/internal/waittest"
 )
 
 // The shared quota tests run agents as real processes: the test binary
@@ -169,13 +170,13 @@ func TestSharedHelper(t *testing.T) {
 	// Every agent counts the others before any starts, so that each keeps
 	// to its share of the quota if Redis dies.
 	ctx := context.Background()
-	waitFor(t, "every agent to count the others", func() bool {
+	waittest.Until(t, "every agent to count the others", func() bool {
 		return store.Instances() >= agents
 	})
 	if err := client.Incr(ctx, "outbound:test:ready").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every agent to be ready", func() bool {
+	waittest.Until(t, "every agent to be ready", func() bool {
 		n, err := client.Get(ctx, "outbound:test:ready").Int()
 		return err == nil && n >= agents
 	})
@@ -215,18 +216,6 @@ func TestSharedHelper(t *testing.T) {
 	}
 	wg.Wait()
 	fmt.Printf("agent done: %d ok, fallback %v\n", ok, store.Active())
-}
-
-// waitFor polls cond until it holds, and fails t after a bound that is
-// generous, since the machine is shared.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // windowProvider is a fake provider that counts requests in fixed windows
