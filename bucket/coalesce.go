@@ -139,12 +139,15 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 
 	c.mu.Lock()
 	c.queue = append(c.queue, cl)
-	if c.flying < maxFlights {
+	lead := c.flying < maxFlights
+	if lead {
 		c.flying++
-		go c.fly()
 	}
 	c.mu.Unlock()
 
+	if lead {
+		c.lead()
+	}
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
@@ -169,6 +172,38 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 		return nil, err
 	}
 	return reply, nil
+}
+
+// lead makes one trip in the caller's goroutine, which saves the start of
+// a goroutine and a wake-up on the path of a call that finds a flight free,
+// and passes the flight on to a goroutine when more calls wait. The caller
+// cannot leave early while it flies: it returns when the trip ends, which
+// a client with ContextTimeoutEnabled bounds by the callers' deadlines.
+func (c *coalescer) lead() {
+	c.mu.Lock()
+	batch := c.take()
+	if len(batch) == 0 {
+		c.flying--
+	}
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+
+	c.send(batch)
+
+	c.mu.Lock()
+	more := len(c.queue) > 0
+	if !more {
+		c.flying--
+	}
+	c.mu.Unlock()
+	if more {
+		go c.fly()
+	}
+	for _, cl := range batch {
+		cl.done <- struct{}{}
+	}
 }
 
 // fly sends the queue, trip after trip, until it finds the queue empty.

@@ -2,9 +2,9 @@ package bucket
 
 import (
 	"context"
-	"math"
 	"crypto/rand"
 	"encoding/hex"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,12 +200,13 @@ func (f *Fallback) ask(ctx context.Context, key string, limit Limit, req request
 		f.emit(Event{Kind: EventRedisError, Err: err})
 		return res, err
 	}
-	f.remember(key, limit, state, start)
+	f.remember(key, limit, req.kind, state, start)
 	return res, nil
 }
 
-// remember records what Redis said of key at table time at.
-func (f *Fallback) remember(key string, limit Limit, state redisState, at int64) {
+// remember records what Redis said of key, in answer to a request of kind,
+// at table time at.
+func (f *Fallback) remember(key string, limit Limit, kind requestKind, state redisState, at int64) {
 	if f.open.Load() {
 		return
 	}
@@ -220,10 +221,27 @@ func (f *Fallback) remember(key string, limit Limit, state redisState, at int64)
 	case e == nil:
 		s.add(key, entry{limit: limit, tokens: state.tokens, at: at, redisAt: state.micros},
 			f.table.perShard, at)
-	case e.outage == 0 && e.redisAt > state.micros:
+	case e.supersedes(state, kind):
 		// An answer that overtook this one on the way back is newer.
 	default:
 		e.limit, e.tokens, e.at, e.redisAt, e.outage = limit, state.tokens, at, state.micros, 0
+	}
+}
+
+// supersedes reports whether the Redis answer e remembers is newer than
+// state, the answer to a request of kind. Answers of one Redis instant come
+// from one script call, in which each decision started from the one before:
+// a refund can only have raised the tokens, anything else only lowered them.
+func (e *entry) supersedes(state redisState, kind requestKind) bool {
+	switch {
+	case e.outage != 0:
+		return false
+	case e.redisAt != state.micros:
+		return e.redisAt > state.micros
+	case kind == refund:
+		return state.tokens < e.tokens
+	default:
+		return state.tokens > e.tokens
 	}
 }
 

@@ -336,3 +336,31 @@ func TestFallbackInstancesCannotSaveUpPastOneCapacity(t *testing.T) {
 		t.Fatalf("a request of 80 after 36s: %+v, want allowed", res)
 	}
 }
+
+// TestRememberedAnswersKeepTheirOrder holds the rule that keeps the memory
+// of a key an upper bound of its Redis bucket when answers come back out
+// of order, several of them from one script call at one Redis instant.
+func TestRememberedAnswersKeepTheirOrder(t *testing.T) {
+	remembered := entry{tokens: 5, redisAt: 100}
+	cases := []struct {
+		name  string
+		state redisState
+		kind  requestKind
+		want  bool
+	}{
+		{"an older answer", redisState{tokens: 3, micros: 99}, take, true},
+		{"a newer answer", redisState{tokens: 9, micros: 101}, take, false},
+		{"a fuller take at the same instant came first", redisState{tokens: 6}, take, true},
+		{"an emptier take at the same instant came later", redisState{tokens: 4}, take, false},
+		{"a fuller refund at the same instant came later", redisState{tokens: 7}, refund, false},
+		{"an emptier refund at the same instant came first", redisState{tokens: 4}, refund, true},
+	}
+	for _, c := range cases {
+		if c.state.micros == 0 {
+			c.state.micros = remembered.redisAt
+		}
+		if got := remembered.supersedes(c.state, c.kind); got != c.want {
+			t.Errorf("%s: supersedes %v, want %v", c.name, got, c.want)
+		}
+	}
+}

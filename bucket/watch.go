@@ -208,7 +208,7 @@ func (f *Fallback) writeBack(ctx context.Context, debts []debt) (int, []debt, er
 			return written, debts, err
 		}
 		for i, d := range batch {
-			f.remember(d.key, d.limit, states[i], start)
+			f.remember(d.key, d.limit, debit, states[i], start)
 		}
 		written += len(batch)
 		debts = debts[len(batch):]
