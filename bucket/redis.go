@@ -15,17 +15,25 @@ import (
 //go:embed bucket.lua
 var bucketSource string
 
-// bucketScript runs one decision. go-redis sends it with EVALSHA and falls
-// back to EVAL, which loads it again, when Redis answers NOSCRIPT.
+// bucketScript runs one decision. The write-back of an outage's spending
+// pipelines it; decisions on a caller's behalf run it inside the batch
+// script of the coalescer.
 var bucketScript = redis.NewScript(bucketSource)
 
 // Redis is a store that keeps buckets in Redis, so that every process that
-// uses the same Redis shares them. Each decision is one script call: it
+// uses the same Redis shares them. A Lua script makes each decision: it
 // reads, refills, takes and writes the bucket atomically, timed by the Redis
 // clock, so that processes with skewed clocks agree and two processes never
-// spend the same token. Each call touches one key, so it runs unchanged on
-// Redis Cluster. The zero value is not usable; call NewRedis. It is safe for
-// concurrent use.
+// spend the same token.
+//
+// Decisions that wait at the same moment travel together: one pipelined
+// write, and one script call for all the decisions on one node (on a
+// Cluster, in one hash slot, so that every call stays legal there), which
+// runs the bucket script for each in turn. A decision that finds nothing
+// else waiting is sent at once.
+//
+// The zero value is not usable; call NewRedis. It is safe for concurrent
+// use.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
