@@ -112,6 +112,10 @@ func (f *Fallback) sendHeartbeat(ctx context.Context) (int64, error) {
 	return cmd.Int64()
 }
 
+// TODO: the breaker is one for the whole client. On a Cluster with a master
+// down, keys on the healthy masters are decided from memory too, until the
+// master returns; a breaker per node would keep them on Redis, at the cost
+// of routing each decision through the cluster's slot map here.
 func (f *Fallback) ping(ctx context.Context) error {
 	cluster, ok := f.redis.client.(*redis.ClusterClient)
 	if !ok {
