@@ -97,17 +97,31 @@ const (
 
 // call is one decision and the reply it gets.
 type call struct {
-	ctx   context.Context
-	state callState
-	key   string
-	args  []any
-	reply []any
-	err   error
-	done  chan struct{} // signalled once, when the reply is there
+	ctx      context.Context
+	deadline time.Time // zero for none but the context's
+	state    callState
+	key      string
+	args     []any
+	reply    []any
+	err      error
+	done     chan struct{} // signalled once, when the reply is there
+	timer    *time.Timer   // kept with the call in the pool, for its deadline
 }
 
 var callPool = sync.Pool{
 	New: func() any { return &call{done: make(chan struct{}, 1)} },
+}
+
+// startTimer returns a channel that receives once d has passed. The timer
+// is the call's own and goes back to the pool with it; a stopped or reset
+// timer delivers no stale tick.
+func (cl *call) startTimer(d time.Duration) <-chan time.Time {
+	if cl.timer == nil {
+		cl.timer = time.NewTimer(d)
+	} else {
+		cl.timer.Reset(d)
+	}
+	return cl.timer.C
 }
 
 func newCoalescer(client redis.UniversalClient) *coalescer {
@@ -124,10 +138,15 @@ func newCoalescer(client redis.UniversalClient) *coalescer {
 }
 
 // run makes the decision of the bucket script on key with args and
-// returns its reply. It returns early with ctx.Err() when ctx
-// ends first; the decision may still be made in Redis then, as any command
-// whose reply nobody waits for.
-func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error) {
+// returns its reply. It returns early with ctx.Err() when ctx ends first,
+// and with context.DeadlineExceeded when deadline, unless it is zero,
+// passes first; the decision may still be made in Redis then, as any
+// command whose reply nobody waits for. A deadline costs a timer, where a
+// context with a timeout would cost several allocations and a lock of the
+// parent context; and the timer is reused.
+func (c *coalescer) run(
+	ctx context.Context, deadline time.Time, key string, args []any,
+) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -135,7 +154,7 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 		return nil, fmt.Errorf("%d script arguments, want 4", len(args))
 	}
 	cl := callPool.Get().(*call)
-	cl.ctx, cl.state, cl.key, cl.args = ctx, queued, key, args
+	cl.ctx, cl.deadline, cl.state, cl.key, cl.args = ctx, deadline, queued, key, args
 
 	c.mu.Lock()
 	c.queue = append(c.queue, cl)
@@ -148,30 +167,61 @@ func (c *coalescer) run(ctx context.Context, key string, args []any) (any, error
 	if lead {
 		c.lead()
 	}
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		expired = cl.startTimer(time.Until(deadline))
+	}
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		c.mu.Lock()
-		if cl.state == queued {
-			cl.state = abandoned
-		}
-		c.mu.Unlock()
-		// The call is left to the garbage collector: a flight may still
-		// write to it.
+		c.abandon(cl)
 		return nil, ctx.Err()
+	case <-expired:
+		c.abandon(cl)
+		return nil, context.DeadlineExceeded
 	}
 
 	reply, err := cl.reply, cl.err
-	*cl = call{done: cl.done}
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
+	*cl = call{done: cl.done, timer: cl.timer}
 	callPool.Put(cl)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			// The socket deadline is the caller's own: say so.
-			return nil, ctxErr
+		if gone := gaveUp(ctx, deadline); gone != nil {
+			// The socket deadline was the caller's own: say so.
+			return nil, gone
 		}
 		return nil, err
 	}
 	return reply, nil
+}
+
+// gaveUp returns the error of a caller whose context has ended or whose
+// deadline has passed, or nil. The socket deadline of a flight may fire a
+// moment before the context's own timer does.
+func gaveUp(ctx context.Context, deadline time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	if d, ok := ctx.Deadline(); ok && !now.Before(d) {
+		return context.DeadlineExceeded
+	}
+	if !deadline.IsZero() && !now.Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// abandon leaves cl to its flight, or drops it from the queue. The call is
+// left to the garbage collector: a flight may still write to it.
+func (c *coalescer) abandon(cl *call) {
+	c.mu.Lock()
+	if cl.state == queued {
+		cl.state = abandoned
+	}
+	c.mu.Unlock()
 }
 
 // lead makes one trip in the caller's goroutine, which saves the start of
@@ -367,6 +417,9 @@ func batchContext(batch []*call) (context.Context, context.CancelFunc) {
 	var latest time.Time
 	for _, cl := range batch {
 		d, ok := cl.ctx.Deadline()
+		if !cl.deadline.IsZero() && (!ok || cl.deadline.Before(d)) {
+			d, ok = cl.deadline, true
+		}
 		if !ok {
 			return base, func() {}
 		}

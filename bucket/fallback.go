@@ -193,13 +193,12 @@ func (f *Fallback) now() int64 {
 // ask makes the decision with Redis, within the deadline of one call, and
 // remembers what Redis said.
 func (f *Fallback) ask(ctx context.Context, key string, limit Limit, req request) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.opts.timeout)
-	defer cancel()
+	deadline := time.Now().Add(f.opts.timeout)
 
 	// The state Redis reports is dated to before the call, so that the time
 	// the answer spent on the wire is never counted as refill.
 	start := f.now()
-	res, state, err := f.redis.do(ctx, key, limit, req)
+	res, state, err := f.redis.doBy(ctx, deadline, key, limit, req)
 	if err != nil {
 		f.emit(Event{Kind: EventRedisError, Err: err})
 		return res, err

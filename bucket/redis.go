@@ -92,11 +92,18 @@ type redisState struct {
 func (r *Redis) do(
 	ctx context.Context, key string, limit Limit, req request,
 ) (Result, redisState, error) {
+	return r.doBy(ctx, time.Time{}, key, limit, req)
+}
+
+// doBy makes the decision, giving up at deadline unless it is zero.
+func (r *Redis) doBy(
+	ctx context.Context, deadline time.Time, key string, limit Limit, req request,
+) (Result, redisState, error) {
 	if err := limit.check(req); err != nil {
 		return Result{}, redisState{}, err
 	}
 
-	reply, err := r.batch.run(ctx, r.KeyName(key), req.args(limit))
+	reply, err := r.batch.run(ctx, deadline, r.KeyName(key), req.args(limit))
 	if err != nil {
 		return Result{}, redisState{}, fmt.Errorf("bucket: redis: %w", err)
 	}
