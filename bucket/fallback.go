@@ -187,7 +187,7 @@ func (f *Fallback) do(ctx context.Context, key string, limit Limit, req request)
 
 // now returns the time of the memory buckets.
 func (f *Fallback) now() int64 {
-	return int64(f.clock.Now().Sub(f.epoch))
+	return elapsed(f.clock, f.epoch)
 }
 
 // ask makes the decision with Redis, within the deadline of one call, and

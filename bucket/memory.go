@@ -50,20 +50,11 @@ func (m *Memory) Len() int {
 	return m.table.len()
 }
 
-// now returns the time of the buckets: nanoseconds since the store began.
-func (m *Memory) now() int64 {
-	if _, ok := m.clock.(systemClock); ok {
-		// The monotonic clock alone is cheaper than a full time.Now.
-		return int64(time.Since(m.epoch))
-	}
-	return int64(m.clock.Now().Sub(m.epoch))
-}
-
 func (m *Memory) do(key string, limit Limit, req request) (Result, error) {
 	if err := limit.check(req); err != nil {
 		return Result{}, err
 	}
-	now := m.now()
+	now := elapsed(m.clock, m.epoch)
 
 	s := m.table.lock(key)
 	e := s.entries[key]
