@@ -217,7 +217,10 @@ func setupThrottledMemory(_ env, s spec) (Limiter, func(), error) {
 // throttledLimiter gives GCRA a burst of capacity-1 beyond the first
 // request, which is capacity requests at once.
 func throttledLimiter(store throttled.GCRAStoreCtx, s spec) (Limiter, error) {
-	quota := throttled.RateQuota{MaxRate: throttled.PerDuration(s.capacity, s.window), MaxBurst: s.capacity - 1}
+	quota := throttled.RateQuota{
+		MaxRate:  throttled.PerDuration(s.capacity, s.window),
+		MaxBurst: s.capacity - 1,
+	}
 	l, err := throttled.NewGCRARateLimiterCtx(store, quota)
 	if err != nil {
 		return nil, err
@@ -242,7 +245,8 @@ func setupSethvargo(_ env, s spec) (Limiter, func(), error) {
 // setupHTTPRate asks httprate for a decision without HTTP: with no
 // response headers configured, OnLimit does not touch the writer.
 func setupHTTPRate(_ env, s spec) (Limiter, func(), error) {
-	l := httprate.NewRateLimiter(s.capacity, s.window, httprate.WithResponseHeaders(httprate.ResponseHeaders{}))
+	noHeaders := httprate.WithResponseHeaders(httprate.ResponseHeaders{})
+	l := httprate.NewRateLimiter(s.capacity, s.window, noHeaders)
 	req, err := http.NewRequest(http.MethodGet, "/", nil)
 	if err != nil {
 		return nil, nil, err

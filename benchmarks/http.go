@@ -56,7 +56,9 @@ func httpContenders() []contender {
 			f := bucket.NewFallback(c, bucket.WithPrefix(e.prefix+"ours"))
 			return f, func() { f.Close(); c.Close() }
 		})},
-		{"go-chi/httprate", "memory", false, func(_ env, s spec) (func(http.Handler) http.Handler, func(), error) {
+		{"go-chi/httprate", "memory", false, func(
+			_ env, s spec,
+		) (func(http.Handler) http.Handler, func(), error) {
 			byKey := func(r *http.Request) (string, error) { return r.Header.Get("X-API-Key"), nil }
 			return httprate.Limit(s.capacity, s.window, httprate.WithKeyFuncs(byKey)), nothing, nil
 		}},

@@ -127,7 +127,8 @@ func (b *bench) row(w io.Writer, table string, n int, c contender, ref figures) 
 		}
 	}
 	if c.missing != "" {
-		fmt.Fprintf(w, "| %s | %s | missing: %s | | | | | | | | | | | | | |\n", c.name, c.store, c.missing)
+		fmt.Fprintf(w, "| %s | %s | missing: %s | | | | | | | | | | | | | |\n",
+			c.name, c.store, c.missing)
 		return
 	}
 	f := b.figures(table, n, c.label())
@@ -135,7 +136,9 @@ func (b *bench) row(w io.Writer, table string, n int, c contender, ref figures) 
 		fmt.Fprintf(w, "| %s | %s | failed | | | | | | | | | | | | | %s |\n", c.name, c.store, exact)
 		return
 	}
-	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %.2f | %s | %.0f%% | %s | %s |\n",
+	const row = "| %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %.2f | %s " +
+		"| %.0f%% | %s | %s |\n"
+	fmt.Fprintf(w, row,
 		c.name, c.store,
 		count(f.ops), ratio(f.ops, ref.ops),
 		micros(f.p50), ratio(f.p50, ref.p50),

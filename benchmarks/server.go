@@ -30,7 +30,8 @@ type server struct {
 func startServer() (*server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, fmt.Errorf("redis-server not found (Debian: apt-get install -y redis-server): %w", err)
+		return nil, fmt.Errorf(
+			"redis-server not found (Debian: apt-get install -y redis-server): %w", err)
 	}
 	dir, err := os.MkdirTemp("", "ratelimit-bench-")
 	if err != nil {

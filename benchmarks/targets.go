@@ -92,7 +92,8 @@ func (b *bench) targets(w io.Writer) {
 		}
 		r, ok := b.exact[c.label()]
 		if ok {
-			check(r.err == nil && r.admitted == exactCapacity, "correctness of %s: %d of %d admitted (exactly %d)",
+			check(r.err == nil && r.admitted == exactCapacity,
+				"correctness of %s: %d of %d admitted (exactly %d)",
 				c.label(), r.admitted, 2*exactCapacity, exactCapacity)
 		}
 	}

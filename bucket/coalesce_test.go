@@ -17,7 +17,9 @@ import (
 
 // takeConcurrently makes calls Takes of one token on key from callers
 // goroutines at once and returns how many were allowed.
-func takeConcurrently(t *testing.T, store Store, key string, limit Limit, callers, calls int) int64 {
+func takeConcurrently(
+	t *testing.T, store Store, key string, limit Limit, callers, calls int,
+) int64 {
 	t.Helper()
 	var (
 		allowed atomic.Int64
