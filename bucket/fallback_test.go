@@ -2,7 +2,6 @@ package bucket
 
 import (
 	"context"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -261,12 +260,16 @@ func TestFallbackLeavesTheBreakerAloneWhenTheCallerGivesUp(t *testing.T) {
 
 func TestFallbackCloseStopsItsGoroutine(t *testing.T) {
 	server, client := startMiniredis(t)
-	_ = server
-	before := runtime.NumGoroutine()
 	f := NewFallback(client, WithProbeInterval(time.Millisecond))
 	waittest.Until(t, "the heartbeat runs", func() bool { return f.Instances() == 1 })
+	if isClosed(f.stopped) {
+		t.Fatalf("the watcher ended before Close")
+	}
 	f.Close()
-	waittest.Until(t, "the goroutine ends", func() bool { return runtime.NumGoroutine() <= before })
+	// The watcher closes stopped as it returns, and only then.
+	if !isClosed(f.stopped) {
+		t.Fatalf("the watcher still runs after Close")
+	}
 	if n, _ := server.ZMembers(f.instancesKey()); len(n) != 0 {
 		t.Fatalf("Close left the heartbeat %v in Redis", n)
 	}
@@ -362,5 +365,15 @@ func TestRememberedAnswersKeepTheirOrder(t *testing.T) {
 		if got := remembered.supersedes(c.state, c.kind); got != c.want {
 			t.Errorf("%s: supersedes %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// isClosed reports whether c is closed, without waiting.
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
