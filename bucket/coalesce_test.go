@@ -76,16 +76,24 @@ func TestCoalescerOnCluster(t *testing.T) {
 	}
 }
 
-func TestCoalescerReloadsScriptAfterFlush(t *testing.T) {
-	ctx := context.Background()
+// startWarm starts a Redis and a store on it whose first decision, on key
+// k under limit, has been made, so that its connections and script are in
+// place.
+func startWarm(t *testing.T, limit Limit) (*redistest.Server, *redis.Client, *Redis) {
+	t.Helper()
 	server := redistest.Start(t)
 	client := server.Client(t)
 	store := NewRedis(client)
-	limit := Limit{Capacity: 1000, Rate: 0}
-
-	if _, err := store.Take(ctx, "k", limit, 1); err != nil {
+	if _, err := store.Take(context.Background(), "k", limit, 1); err != nil {
 		t.Fatalf("first Take: %v", err)
 	}
+	return server, client, store
+}
+
+func TestCoalescerReloadsScriptAfterFlush(t *testing.T) {
+	ctx := context.Background()
+	limit := Limit{Capacity: 1000, Rate: 0}
+	_, client, store := startWarm(t, limit)
 	for round := range 3 {
 		if err := client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatalf("SCRIPT FLUSH: %v", err)
@@ -108,14 +116,8 @@ func TestCoalescerReloadsScriptAfterFlush(t *testing.T) {
 
 func TestCoalescerHonoursCallerContext(t *testing.T) {
 	ctx := context.Background()
-	server := redistest.Start(t)
-	client := server.Client(t)
-	store := NewRedis(client)
 	limit := Limit{Capacity: 1000, Rate: 0}
-
-	if _, err := store.Take(ctx, "k", limit, 1); err != nil {
-		t.Fatalf("first Take: %v", err)
-	}
+	server, _, store := startWarm(t, limit)
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/openclaw/ratelimit/internal/waittest"
 )
@@ -137,32 +138,11 @@ func TestFallbackStartsFromTheLastRedisState(t *testing.T) {
 
 func TestFallbackSharesTheLimitAmongInstances(t *testing.T) {
 	server, client := startMiniredis(t)
-	var stores []*Fallback
-	for i := 0; i < 4; i++ {
-		f := NewFallback(client, WithProbeInterval(10*time.Millisecond))
-		t.Cleanup(func() { f.Close() })
-		stores = append(stores, f)
-	}
-	waittest.Until(t, "every instance counts four", func() bool {
-		for _, f := range stores {
-			if f.Instances() != 4 {
-				return false
-			}
-		}
-		return true
-	})
+	stores := startInstances(t, client, 4)
 
 	server.Close()
 	limit := PerMinute(100, 0.001)
-	total := 0
-	for _, f := range stores {
-		for i := 0; i < 100; i++ {
-			if mustTake(t, f, "fresh", limit, 1).Allowed {
-				total++
-			}
-		}
-	}
-	if total != 100 {
+	if total := takeFromEach(t, stores, "fresh", limit, 100); total != 100 {
 		t.Fatalf("four instances cut off together admitted %d on a fresh key, want 100", total)
 	}
 }
@@ -299,15 +279,7 @@ func TestFallbackRefundsOnlyWhatTheOutageSpent(t *testing.T) {
 func TestFallbackInstancesCannotSaveUpPastOneCapacity(t *testing.T) {
 	server, client := startMiniredis(t)
 	clock := newMiniClock(server)
-	var stores []*Fallback
-	for i := 0; i < 2; i++ {
-		f := NewFallback(client, WithClock(clock), WithProbeInterval(10*time.Millisecond))
-		t.Cleanup(func() { f.Close() })
-		stores = append(stores, f)
-	}
-	waittest.Until(t, "both instances count two", func() bool {
-		return stores[0].Instances() == 2 && stores[1].Instances() == 2
-	})
+	stores := startInstances(t, client, 2, WithClock(clock))
 
 	server.Close()
 	limit := PerMinute(100, 100)
@@ -316,15 +288,7 @@ func TestFallbackInstancesCannotSaveUpPastOneCapacity(t *testing.T) {
 	}
 	clock.Advance(time.Hour)
 
-	burst := 0
-	for _, f := range stores {
-		for i := 0; i < 100; i++ {
-			if mustTake(t, f, "k", limit, 1).Allowed {
-				burst++
-			}
-		}
-	}
-	if burst != 100 {
+	if burst := takeFromEach(t, stores, "k", limit, 100); burst != 100 {
 		t.Fatalf("two instances an hour into an outage burst %d, want one capacity, 100", burst)
 	}
 
@@ -376,4 +340,40 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// startInstances starts n Fallback stores on one client, as n instances of
+// a service, and waits until each counts all n.
+func startInstances(t *testing.T, client *redis.Client, n int, opts ...Option) []*Fallback {
+	t.Helper()
+	opts = append([]Option{WithProbeInterval(10 * time.Millisecond)}, opts...)
+	stores := make([]*Fallback, n)
+	for i := range stores {
+		stores[i] = NewFallback(client, opts...)
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	waittest.Until(t, "every instance counts the others", func() bool {
+		for _, f := range stores {
+			if f.Instances() != n {
+				return false
+			}
+		}
+		return true
+	})
+	return stores
+}
+
+// takeFromEach asks each store for one token tries times and returns how
+// many were allowed in all.
+func takeFromEach(t *testing.T, stores []*Fallback, key string, limit Limit, tries int) int {
+	t.Helper()
+	allowed := 0
+	for _, f := range stores {
+		for range tries {
+			if mustTake(t, f, key, limit, 1).Allowed {
+				allowed++
+			}
+		}
+	}
+	return allowed
 }
