@@ -242,12 +242,12 @@ func TestFallbackCloseStopsItsGoroutine(t *testing.T) {
 	server, client := startMiniredis(t)
 	f := NewFallback(client, WithProbeInterval(time.Millisecond))
 	waittest.Until(t, "the heartbeat runs", func() bool { return f.Instances() == 1 })
-	if isClosed(f.stopped) {
+	if waittest.Closed(f.stopped) {
 		t.Fatalf("the watcher ended before Close")
 	}
 	f.Close()
 	// The watcher closes stopped as it returns, and only then.
-	if !isClosed(f.stopped) {
+	if !waittest.Closed(f.stopped) {
 		t.Fatalf("the watcher still runs after Close")
 	}
 	if n, _ := server.ZMembers(f.instancesKey()); len(n) != 0 {
@@ -329,16 +329,6 @@ func TestRememberedAnswersKeepTheirOrder(t *testing.T) {
 		if got := remembered.supersedes(c.state, c.kind); got != c.want {
 			t.Errorf("%s: supersedes %v, want %v", c.name, got, c.want)
 		}
-	}
-}
-
-// isClosed reports whether c is closed, without waiting.
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 

@@ -28,3 +28,13 @@ func Until(t testing.TB, what string, cond func() bool) {
 		time.Sleep(step)
 	}
 }
+
+// Closed reports whether c is closed, without waiting.
+func Closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

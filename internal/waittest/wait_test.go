@@ -35,3 +35,14 @@ func TestUntilPollsOnceWhenTheStateHoldsAlready(t *testing.T) {
 		t.Fatalf("polled %d times, want 1", polls)
 	}
 }
+
+func TestClosed(t *testing.T) {
+	c := make(chan struct{})
+	if waittest.Closed(c) {
+		t.Fatal("an open channel reported closed")
+	}
+	close(c)
+	if !waittest.Closed(c) {
+		t.Fatal("a closed channel reported open")
+	}
+}

@@ -111,7 +111,7 @@ func runAgents(t *testing.T, perAgent, killAfter int) {
 
 	killedAt := 0
 	if kill {
-		for prov.stats().arrived < killAfter && !isClosed(finished) {
+		for prov.stats().arrived < killAfter && !waittest.Closed(finished) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		srv.Kill()
@@ -145,15 +145,6 @@ func runAgents(t *testing.T, perAgent, killAfter int) {
 	}
 	if kill && killedAt >= total {
 		t.Errorf("every request had gone before Redis was killed")
-	}
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 
