@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -76,9 +78,11 @@ type sample struct {
 	errors   int64 // decisions that returned an error, for peers that may
 	elapsed  time.Duration
 	p50, p99 time.Duration
-	allocs   float64 // heap allocations per decision
-	sent     float64 // commands sent to Redis per decision
-	served   float64 // commands Redis ran per decision, script calls included
+	allocs   float64       // heap allocations per decision
+	sent     float64       // commands sent to Redis per decision
+	served   float64       // commands Redis ran per decision, script calls included
+	ownCPU   time.Duration // CPU time of this process per decision
+	redisCPU time.Duration // CPU time of redis-server per decision
 	err      error
 }
 
@@ -132,6 +136,12 @@ func measure(lim Limiter, ld load, sent *counter, admin *redis.Client) sample {
 		s.err = err
 		return s
 	}
+	redisBefore, err := serverCPU(ctx, admin)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	ownBefore := processCPU()
 	sentBefore := sent.n.Load()
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)
@@ -142,12 +152,12 @@ func measure(lim Limiter, ld load, sent *counter, admin *redis.Client) sample {
 	err = run(ctx, lim, ld, ld.period, &res)
 	s.elapsed = time.Since(start)
 
+	ownAfter := processCPU()
 	runtime.ReadMemStats(&mem)
 	sentAfter := sent.n.Load()
 	servedAfter, err2 := serverCommands(ctx, admin)
-	if err == nil {
-		err = err2
-	}
+	redisAfter, err3 := serverCPU(ctx, admin)
+	err = errors.Join(err, err2, err3)
 	s.err = err
 	s.ops, s.allowed, s.errors = res.ops, res.allowed, res.errors
 	if s.ops > 0 {
@@ -155,9 +165,20 @@ func measure(lim Limiter, ld load, sent *counter, admin *redis.Client) sample {
 		s.allocs = float64(mem.Mallocs-mallocs) / n
 		s.sent = float64(sentAfter-sentBefore) / n
 		s.served = float64(servedAfter-servedBefore) / n
+		s.ownCPU = (ownAfter - ownBefore) / time.Duration(s.ops)
+		s.redisCPU = (redisAfter - redisBefore) / time.Duration(s.ops)
 	}
 	s.p50, s.p99 = res.hist.quantile(0.50), res.hist.quantile(0.99)
 	return s
+}
+
+// processCPU returns the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		return 0
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }
 
 // result gathers what the callers of one run saw.

@@ -14,6 +14,7 @@ type figures struct {
 	ok                   bool
 	ops, p50, p99        float64
 	sent, served, allocs float64
+	ownCPU, redisCPU     float64 // nanoseconds per decision
 	allowed              float64 // share of decisions allowed
 	errors               float64 // share of calls that failed
 	runs                 int
@@ -46,6 +47,10 @@ func (b *bench) figures(table string, callers int, label string) figures {
 		sent:   medianOf(samples, func(s sample) float64 { return s.sent }),
 		served: medianOf(samples, func(s sample) float64 { return s.served }),
 		allocs: medianOf(samples, func(s sample) float64 { return s.allocs }),
+		ownCPU: medianOf(samples, func(s sample) float64 { return float64(s.ownCPU) }),
+		redisCPU: medianOf(samples, func(s sample) float64 {
+			return float64(s.redisCPU)
+		}),
 		allowed: medianOf(samples, func(s sample) float64 {
 			return float64(s.allowed) / float64(max(s.ops, 1))
 		}),
@@ -70,7 +75,9 @@ func (b *bench) report(w io.Writer) {
 		b.version, runtime.Version(), runtime.GOMAXPROCS(0), b.cfg.runs, b.cfg.duration, b.cfg.warmup)
 	fmt.Fprintf(w, "Columns: decisions per second; latency of one decision at the 50th and 99th "+
 		"percentile; commands the client sent to Redis per decision (go-redis hook); commands "+
-		"Redis ran per decision, script-internal calls included (INFO commandstats); heap "+
+		"Redis ran per decision, script-internal calls included (INFO commandstats); CPU "+
+		"time per decision of the benchmark process (getrusage: the limiter, its client and "+
+		"the callers) and of redis-server (INFO cpu); heap "+
 		"allocations per decision (runtime.MemStats); share of decisions allowed; and the "+
 		"correctness check (a fresh key of capacity %d, no refill to speak of, %d calls "+
 		"from 64 goroutines at once: exactly %d must pass).\n\n",
@@ -81,8 +88,9 @@ func (b *bench) report(w io.Writer) {
 			ref := b.figures(bc.name, n, bc.ref)
 			fmt.Fprintf(w, "## %s, %d callers\n\nRatios are to %s.\n\n", bc.name, n, bc.ref)
 			fmt.Fprintln(w, "| contender | store | ops/s | x | p50 | x | p99 | x | "+
-				"sent/op | Redis cmds/op | x | allocs/op | x | allowed | errors | exact |")
-			fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+				"sent/op | Redis cmds/op | x | CPU/op | Redis CPU/op | allocs/op | x | "+
+				"allowed | errors | exact |")
+			fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 			for _, c := range bc.rows {
 				b.row(w, bc.name, n, c, ref)
 			}
@@ -127,16 +135,17 @@ func (b *bench) row(w io.Writer, table string, n int, c contender, ref figures) 
 		}
 	}
 	if c.missing != "" {
-		fmt.Fprintf(w, "| %s | %s | missing: %s | | | | | | | | | | | | | |\n",
+		fmt.Fprintf(w, "| %s | %s | missing: %s | | | | | | | | | | | | | | | |\n",
 			c.name, c.store, c.missing)
 		return
 	}
 	f := b.figures(table, n, c.label())
 	if !f.ok {
-		fmt.Fprintf(w, "| %s | %s | failed | | | | | | | | | | | | | %s |\n", c.name, c.store, exact)
+		fmt.Fprintf(w, "| %s | %s | failed | | | | | | | | | | | | | | | %s |\n",
+			c.name, c.store, exact)
 		return
 	}
-	const row = "| %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %.2f | %s " +
+	const row = "| %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %s | %s | %.2f | %s " +
 		"| %.0f%% | %s | %s |\n"
 	fmt.Fprintf(w, row,
 		c.name, c.store,
@@ -144,6 +153,7 @@ func (b *bench) row(w io.Writer, table string, n int, c contender, ref figures) 
 		micros(f.p50), ratio(f.p50, ref.p50),
 		micros(f.p99), ratio(f.p99, ref.p99),
 		f.sent, f.served, ratio(f.served, ref.served),
+		micros(f.ownCPU), micros(f.redisCPU),
 		f.allocs, ratio(f.allocs, ref.allocs),
 		100*f.allowed, percent(f.errors), exact)
 }

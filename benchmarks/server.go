@@ -142,3 +142,21 @@ func serverCommands(ctx context.Context, c redis.UniversalClient) (int64, error)
 	}
 	return total, nil
 }
+
+// serverCPU returns the CPU time Redis has used, user and system, from
+// INFO cpu.
+func serverCPU(ctx context.Context, c redis.UniversalClient) (time.Duration, error) {
+	fields, err := info(ctx, c, "cpu")
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, name := range []string{"used_cpu_user", "used_cpu_sys"} {
+		v, err := strconv.ParseFloat(fields[name], 64)
+		if err != nil {
+			return 0, fmt.Errorf("info cpu %s: %w", name, err)
+		}
+		total += v
+	}
+	return time.Duration(total * float64(time.Second)), nil
+}
