@@ -2,6 +2,7 @@ package bucket
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,34 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// batchSource runs the bucket script once for each key it is given, every
-// decision in its own protected call, so that one failed decision fails
-// alone. The bucket script is kept word for word as the body of a
-// function, whose KEYS and ARGV are those of one decision.
+// bucketSource makes the decisions of one script call: one for each key,
+// each atomic, all at one reading of the Redis clock, and each failing
+// alone.
 //
-// ARGV holds the arguments of each decision in turn, the same number for
-// each. The reply holds three fields for each decision: the reply of the
-// bucket script, or -1 and the error text.
-var batchSource = "local function decide(KEYS, ARGV)\n" + bucketSource + "\nend\n" + `
-local per = #ARGV / #KEYS
-local out = {}
-for i = 1, #KEYS do
-  local args = {}
-  for j = 1, per do
-    args[j] = ARGV[per * (i - 1) + j]
-  end
-  local ok, r = pcall(decide, {KEYS[i]}, args)
-  if ok then
-    out[#out + 1], out[#out + 2], out[#out + 3] = r[1], r[2], r[3]
-  else
-    if type(r) == 'table' then r = r.err end
-    out[#out + 1], out[#out + 2], out[#out + 3] = -1, tostring(r), 0
-  end
-end
-return out
-`
+//go:embed bucket.lua
+var bucketSource string
 
-var batchScript = redis.NewScript(batchSource)
+// bucketScript is the only script the stores run.
+var bucketScript = redis.NewScript(bucketSource)
 
 // groupKey names the decisions that may share one script call.
 type groupKey struct {
@@ -72,7 +54,7 @@ func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 	cmds := make([]*redis.Cmd, len(groups))
 	for i, g := range groups {
 		argv := make([]any, 3, 3+len(g)*(1+len(g[0].args)))
-		argv[0], argv[1], argv[2] = "evalsha", batchScript.Hash(), len(g)
+		argv[0], argv[1], argv[2] = "evalsha", bucketScript.Hash(), len(g)
 		for _, cl := range g {
 			argv = append(argv, cl.key)
 		}
@@ -101,24 +83,43 @@ func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 	return missing
 }
 
-// deliver hands each call of a group its part of the reply.
+// scriptReply is what the bucket script answers for one decision.
+type scriptReply struct {
+	allowed bool
+	tokens  string // the tokens after the decision, as text
+	micros  int64  // Redis time of the decision, in microseconds
+}
+
+// deliver hands each call of a group its part of the reply: two fields for
+// each decision, allowed (or -1) and the tokens after (or the error text),
+// and last the Redis time of them all.
 func deliver(g []*call, reply any, err error) {
 	fields, ok := reply.([]any)
-	if err == nil && (!ok || len(fields) != 3*len(g)) {
+	if err == nil && (!ok || len(fields) != 2*len(g)+1) {
 		err = fmt.Errorf("unexpected reply %v", reply)
+	}
+	var micros int64
+	if err == nil {
+		if micros, ok = fields[len(fields)-1].(int64); !ok {
+			err = fmt.Errorf("unexpected time %v", fields[len(fields)-1])
+		}
 	}
 	for i, cl := range g {
 		if err != nil {
-			cl.reply, cl.err = nil, err
+			cl.reply, cl.err = scriptReply{}, err
 			continue
 		}
-		part := fields[3*i : 3*i+3 : 3*i+3]
-		if code, _ := part[0].(int64); code < 0 {
-			text, _ := part[1].(string)
-			cl.reply, cl.err = nil, errors.New(text)
-			continue
+		code, ok1 := fields[2*i].(int64)
+		text, ok2 := fields[2*i+1].(string)
+		switch {
+		case !ok1 || !ok2:
+			cl.reply, cl.err = scriptReply{}, fmt.Errorf("unexpected reply %v", fields[2*i:2*i+2])
+		case code < 0:
+			cl.reply, cl.err = scriptReply{}, errors.New(text)
+		default:
+			cl.reply = scriptReply{allowed: code == 1, tokens: text, micros: micros}
+			cl.err = nil
 		}
-		cl.reply, cl.err = part, nil
 	}
 }
 

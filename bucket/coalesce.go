@@ -30,8 +30,8 @@ const (
 // calls. Callers wait on their own contexts, never on the wire.
 //
 // Within a flight, decisions whose keys live on the same node go to Redis
-// in one script call, which runs the bucket script for each of them in
-// turn: Redis pays the fixed cost of a script call once for all of them.
+// in one script call, which makes them in turn at one reading of the Redis
+// clock: Redis pays the fixed cost of a script call once for all of them.
 // On a single node that is every key; on a Cluster, every key of one hash
 // slot, so that the call stays legal there; on other clients, such as a
 // Ring, only calls on the very same key share a script call. go-redis
@@ -64,7 +64,7 @@ type call struct {
 	state    callState
 	key      string
 	args     []any
-	reply    []any
+	reply    scriptReply
 	err      error
 	done     chan struct{} // signalled once, when the reply is there
 	timer    *time.Timer   // kept with the call in the pool, for its deadline
@@ -108,12 +108,12 @@ func newCoalescer(client redis.UniversalClient) *coalescer {
 // parent context; and the timer is reused.
 func (c *coalescer) run(
 	ctx context.Context, deadline time.Time, key string, args []any,
-) (any, error) {
+) (scriptReply, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return scriptReply{}, err
 	}
 	if len(args) != 4 {
-		return nil, fmt.Errorf("%d script arguments, want 4", len(args))
+		return scriptReply{}, fmt.Errorf("%d script arguments, want 4", len(args))
 	}
 	cl := callPool.Get().(*call)
 	cl.ctx, cl.deadline, cl.state, cl.key, cl.args = ctx, deadline, queued, key, args
@@ -137,10 +137,10 @@ func (c *coalescer) run(
 	case <-cl.done:
 	case <-ctx.Done():
 		c.abandon(cl)
-		return nil, ctx.Err()
+		return scriptReply{}, ctx.Err()
 	case <-expired:
 		c.abandon(cl)
-		return nil, context.DeadlineExceeded
+		return scriptReply{}, context.DeadlineExceeded
 	}
 
 	reply, err := cl.reply, cl.err
@@ -152,9 +152,9 @@ func (c *coalescer) run(
 	if err != nil {
 		if gone := gaveUp(ctx, deadline); gone != nil {
 			// The socket deadline was the caller's own: say so.
-			return nil, gone
+			return scriptReply{}, gone
 		}
-		return nil, err
+		return scriptReply{}, err
 	}
 	return reply, nil
 }
@@ -278,7 +278,7 @@ func (c *coalescer) send(batch []*call) {
 	if len(again) == 0 {
 		return
 	}
-	if err := batchScript.Load(ctx, c.client).Err(); err != nil {
+	if err := bucketScript.Load(ctx, c.client).Err(); err != nil {
 		for _, g := range again {
 			for _, cl := range g {
 				cl.err = err

@@ -3,7 +3,6 @@ package bucket
 import (
 	"context"
 	"crypto/sha256"
-	_ "embed"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -11,14 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
-
-//go:embed bucket.lua
-var bucketSource string
-
-// bucketScript runs one decision. The write-back of an outage's spending
-// pipelines it; decisions on a caller's behalf run it inside the batch
-// script of the coalescer.
-var bucketScript = redis.NewScript(bucketSource)
 
 // Redis is a store that keeps buckets in Redis, so that every process that
 // uses the same Redis shares them. A Lua script makes each decision: it
@@ -29,7 +20,7 @@ var bucketScript = redis.NewScript(bucketSource)
 // Decisions that wait at the same moment travel together: one pipelined
 // write, and one script call for all the decisions on one node (on a
 // Cluster, in one hash slot, so that every call stays legal there), which
-// runs the bucket script for each in turn. A decision that finds nothing
+// makes them in turn, each still atomic. A decision that finds nothing
 // else waiting is sent at once.
 //
 // The zero value is not usable; call NewRedis. It is safe for concurrent
@@ -128,21 +119,11 @@ func (req request) args(limit Limit) []any {
 	}
 }
 
-// parseReply reads the {allowed, tokens, time} reply of the script.
-func parseReply(reply any) (bool, redisState, error) {
-	fields, ok := reply.([]any)
-	if !ok || len(fields) != 3 {
-		return false, redisState{}, fmt.Errorf("bucket: redis: unexpected reply %v", reply)
-	}
-	allowed, ok1 := fields[0].(int64)
-	text, ok2 := fields[1].(string)
-	micros, ok3 := fields[2].(int64)
-	if !ok1 || !ok2 || !ok3 {
-		return false, redisState{}, fmt.Errorf("bucket: redis: unexpected reply %v", reply)
-	}
-	tokens, err := strconv.ParseFloat(text, 64)
+// parseReply reads the reply of the script to one decision.
+func parseReply(reply scriptReply) (bool, redisState, error) {
+	tokens, err := strconv.ParseFloat(reply.tokens, 64)
 	if err != nil {
-		return false, redisState{}, fmt.Errorf("bucket: redis: tokens %q: %w", text, err)
+		return false, redisState{}, fmt.Errorf("bucket: redis: tokens %q: %w", reply.tokens, err)
 	}
-	return allowed == 1, redisState{tokens: tokens, micros: micros}, nil
+	return reply.allowed, redisState{tokens: tokens, micros: reply.micros}, nil
 }

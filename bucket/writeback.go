@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // reconcile writes the outage's spending back to Redis and closes the
@@ -99,33 +97,21 @@ func (f *Fallback) writeBack(ctx context.Context, debts []debt) (int, []debt, er
 }
 
 // debitAll debits every debt in one pipeline and returns the states Redis
-// reports, in order.
+// reports, in order, or the first error.
 func (r *Redis) debitAll(ctx context.Context, debts []debt) ([]redisState, error) {
-	states, err := r.pipelineDebits(ctx, debts)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// A pipeline cannot fall back to EVAL command by command.
-		if err := bucketScript.Load(ctx, r.client).Err(); err != nil {
-			return nil, err
-		}
-		states, err = r.pipelineDebits(ctx, debts)
-	}
-	return states, err
-}
-
-func (r *Redis) pipelineDebits(ctx context.Context, debts []debt) ([]redisState, error) {
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(debts))
+	batch := make([]*call, len(debts))
 	for i, d := range debts {
 		req := request{kind: debit, n: d.tokens}
-		cmds[i] = bucketScript.EvalSha(ctx, pipe, []string{r.KeyName(d.key)}, req.args(d.limit)...)
+		batch[i] = &call{ctx: ctx, key: r.KeyName(d.key), args: req.args(d.limit)}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, err
-	}
+	r.batch.send(batch)
 
 	states := make([]redisState, len(debts))
-	for i, cmd := range cmds {
-		_, state, err := parseReply(cmd.Val())
+	for i, cl := range batch {
+		if cl.err != nil {
+			return nil, fmt.Errorf("bucket: write back: %w", cl.err)
+		}
+		_, state, err := parseReply(cl.reply)
 		if err != nil {
 			return nil, fmt.Errorf("bucket: write back: %w", err)
 		}
