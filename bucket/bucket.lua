@@ -57,10 +57,11 @@ local function read(i)
   if readError then
     return
   end
-  tsText = state[2]
-  tokens, ts = tonumber(state[1]), tonumber(tsText)
+  tokens, tsText = tonumber(state[1]), state[2]
   if tsText == nowText then
     ts = now
+  else
+    ts = tonumber(tsText)
   end
   if ts == nil then
     tokens = nil
