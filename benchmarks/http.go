@@ -133,12 +133,73 @@ func serveHTTP(mw func(http.Handler) http.Handler, done func()) (Limiter, func()
 	return lim, stop, nil
 }
 
+// httpPairs is how many times a run measures the middleware on
+// bucket.Memory against the baseline.
+const httpPairs = 3
+
+// runHTTP measures every HTTP contender for each number of callers. The
+// middleware on bucket.Memory is measured httpPairs times, each time
+// between two runs of the baseline, so that their comparison, a few per
+// cent, is not lost in the drift of a shared machine.
 func (b *bench) runHTTP(ctx context.Context) {
 	for _, n := range b.cfg.callers {
-		for _, c := range b.selectedHTTP() {
+		all := b.selectedHTTP()
+		var base, memory *contender
+		for i := range all {
+			switch all[i].label() {
+			case httpBase:
+				base = &all[i]
+			case httpMemory:
+				memory = &all[i]
+			}
+		}
+		for range httpPairs {
+			if base == nil || memory == nil {
+				break
+			}
+			b.measureOne(ctx, httpCase, n, *base)
+			b.measureOne(ctx, httpCase, n, *memory)
+			b.measureOne(ctx, httpCase, n, *base)
+		}
+		for _, c := range all {
+			if base != nil && memory != nil && (c.label() == httpBase || c.label() == httpMemory) {
+				continue
+			}
 			b.measureOne(ctx, httpCase, n, c)
 		}
 	}
+}
+
+// httpCost returns the share of the baseline's throughput, and of its CPU
+// time per request, that the middleware on bucket.Memory costs at n
+// callers: the median, over every measurement of the middleware, of its
+// figure against the mean of the two baseline figures around it.
+func (b *bench) httpCost(n int) (throughput, cpu float64, pairs int, ok bool) {
+	base := b.samples[rowKey{table: httpCase.name, callers: n, contender: httpBase}]
+	mem := b.samples[rowKey{table: httpCase.name, callers: n, contender: httpMemory}]
+	var ops, cpus []float64
+	for i, m := range mem {
+		if 2*i+1 >= len(base) {
+			break
+		}
+		before, after := base[2*i], base[2*i+1]
+		if m.err != nil || before.err != nil || after.err != nil {
+			continue
+		}
+		baseOps := (before.opsPerSec() + after.opsPerSec()) / 2
+		baseCPU := float64(before.ownCPU+after.ownCPU) / 2
+		if baseOps <= 0 || baseCPU <= 0 {
+			continue
+		}
+		ops = append(ops, m.opsPerSec()/baseOps)
+		cpus = append(cpus, float64(m.ownCPU)/baseCPU)
+	}
+	if len(ops) == 0 {
+		return 0, 0, 0, false
+	}
+	pairs = len(ops)
+	throughput, cpu = 1-median(ops), median(cpus)-1
+	return throughput, cpu, pairs, true
 }
 
 func (b *bench) selectedHTTP() []contender {

@@ -27,6 +27,11 @@ func medianOf(samples []sample, f func(sample) float64) float64 {
 			vals = append(vals, f(s))
 		}
 	}
+	return median(vals)
+}
+
+// median returns the median of vals, which it sorts, or 0 when it is empty.
+func median(vals []float64) float64 {
 	if len(vals) == 0 {
 		return 0
 	}
