@@ -11,8 +11,9 @@ import (
 )
 
 // bucketSource makes the decisions of one script call: one for each key,
-// each atomic, all at one reading of the Redis clock, and each failing
-// alone.
+// each atomic, all at one reading of the Redis clock. A failed decision
+// does not fail the others, but the decisions in a row on one key share
+// one read and one write of the bucket, and fail together when these do.
 //
 //go:embed bucket.lua
 var bucketSource string
