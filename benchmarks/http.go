@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -15,8 +18,37 @@ import (
 	"github.com/openclaw/ratelimit/middleware/ratelimit"
 )
 
-// baselineName names the HTTP row without a limiter.
-const baselineName = "no limiter (baseline)"
+// baselineName names the HTTP row without a limiter, and headersName the
+// row without a limiter that writes the five rate limit headers anyway.
+const (
+	baselineName = "no limiter (baseline)"
+	headersName  = "no limiter, the five headers only"
+)
+
+// headersOnly returns a middleware that writes the rate limit headers of
+// the middleware's first allowed answer under s, as constants, and limits
+// nothing.
+func headersOnly(s spec) func(http.Handler) http.Handler {
+	window := strconv.Itoa(int(math.Ceil(s.window.Seconds())))
+	quota := strconv.Itoa(s.capacity)
+	remaining := strconv.Itoa(s.capacity - 1)
+	values := map[string][]string{
+		ratelimit.HeaderLimit:     {quota},
+		ratelimit.HeaderRemaining: {remaining},
+		ratelimit.HeaderReset:     {strconv.FormatInt(time.Now().Unix()+1, 10)},
+		ratelimit.HeaderPolicy:    {`"default";q=` + quota + ";w=" + window},
+		ratelimit.HeaderRateLimit: {`"default";r=` + remaining + ";t=0"},
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			for name, v := range values {
+				h[name] = v
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
 
 // httpCase sends requests with one API key through a chi router on a real
 // loopback server.
@@ -43,6 +75,9 @@ func httpContenders() []contender {
 	}{
 		{baselineName, "none", false, func(env, spec) (func(http.Handler) http.Handler, func(), error) {
 			return func(h http.Handler) http.Handler { return h }, nothing, nil
+		}},
+		{headersName, "none", false, func(_ env, s spec) (func(http.Handler) http.Handler, func(), error) {
+			return headersOnly(s), nothing, nil
 		}},
 		{"ours: ratelimit on bucket.Memory", "memory", true, ours(func(env) (bucket.Store, func()) {
 			return bucket.NewMemory(), nothing
@@ -133,56 +168,63 @@ func serveHTTP(mw func(http.Handler) http.Handler, done func()) (Limiter, func()
 	return lim, stop, nil
 }
 
-// httpPairs is how many times a run measures the middleware on
-// bucket.Memory against the baseline.
+// httpPairs is how many times a run measures each row of httpPaired
+// against the baseline.
 const httpPairs = 3
 
-// runHTTP measures every HTTP contender for each number of callers. The
-// middleware on bucket.Memory is measured httpPairs times, each time
-// between two runs of the baseline, so that their comparison, a few per
-// cent, is not lost in the drift of a shared machine.
+// httpPaired are the HTTP rows measured against the baseline just before
+// and just after them, in this order, so that their comparison, a few per
+// cent, is not lost in the drift of a shared machine: the middleware on
+// bucket.Memory, and a handler that only writes the five rate limit
+// headers, which shows what the headers alone cost.
+var httpPaired = []string{httpMemory, httpHeaders}
+
+// runHTTP measures every HTTP contender for each number of callers: first
+// the baseline and the paired rows in turn, baseline, first paired row,
+// baseline, second paired row, baseline, httpPairs times; then the others.
 func (b *bench) runHTTP(ctx context.Context) {
 	for _, n := range b.cfg.callers {
-		all := b.selectedHTTP()
-		var base, memory *contender
-		for i := range all {
-			switch all[i].label() {
-			case httpBase:
-				base = &all[i]
-			case httpMemory:
-				memory = &all[i]
+		byLabel := make(map[string]contender)
+		for _, c := range b.selectedHTTP() {
+			byLabel[c.label()] = c
+		}
+		base, paired := byLabel[httpBase]
+		for _, label := range httpPaired {
+			_, ok := byLabel[label]
+			paired = paired && ok
+		}
+		if paired {
+			for range httpPairs {
+				b.measureOne(ctx, httpCase, n, base)
+				for _, label := range httpPaired {
+					b.measureOne(ctx, httpCase, n, byLabel[label])
+					b.measureOne(ctx, httpCase, n, base)
+				}
 			}
 		}
-		for range httpPairs {
-			if base == nil || memory == nil {
-				break
+		for _, c := range b.selectedHTTP() {
+			if !paired || c.label() != httpBase && !slices.Contains(httpPaired, c.label()) {
+				b.measureOne(ctx, httpCase, n, c)
 			}
-			b.measureOne(ctx, httpCase, n, *base)
-			b.measureOne(ctx, httpCase, n, *memory)
-			b.measureOne(ctx, httpCase, n, *base)
-		}
-		for _, c := range all {
-			if base != nil && memory != nil && (c.label() == httpBase || c.label() == httpMemory) {
-				continue
-			}
-			b.measureOne(ctx, httpCase, n, c)
 		}
 	}
 }
 
 // httpCost returns the share of the baseline's throughput, and of its CPU
-// time per request, that the middleware on bucket.Memory costs at n
-// callers: the median, over every measurement of the middleware, of its
-// figure against the mean of the two baseline figures around it.
-func (b *bench) httpCost(n int) (throughput, cpu float64, pairs int, ok bool) {
+// time per request, that the row paired[which] costs at n callers: the
+// median, over every measurement of the row, of its figure against the
+// mean of the two baseline figures around it.
+func (b *bench) httpCost(n, which int) (throughput, cpu float64, pairs int, ok bool) {
 	base := b.samples[rowKey{table: httpCase.name, callers: n, contender: httpBase}]
-	mem := b.samples[rowKey{table: httpCase.name, callers: n, contender: httpMemory}]
+	row := b.samples[rowKey{table: httpCase.name, callers: n, contender: httpPaired[which]}]
+	step := len(httpPaired)
 	var ops, cpus []float64
-	for i, m := range mem {
-		if 2*i+1 >= len(base) {
+	for i, m := range row {
+		at := step*i + which
+		if at+1 >= len(base) {
 			break
 		}
-		before, after := base[2*i], base[2*i+1]
+		before, after := base[at], base[at+1]
 		if m.err != nil || before.err != nil || after.err != nil {
 			continue
 		}
@@ -205,7 +247,7 @@ func (b *bench) httpCost(n int) (throughput, cpu float64, pairs int, ok bool) {
 func (b *bench) selectedHTTP() []contender {
 	var out []contender
 	for _, c := range httpContenders() {
-		if b.cfg.only == nil || b.cfg.only.MatchString(c.label()) || c.name == baselineName {
+		if b.cfg.only == nil || b.cfg.only.MatchString(c.label()) || c.store == "none" {
 			out = append(out, c)
 		}
 	}
