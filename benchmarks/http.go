@@ -76,7 +76,9 @@ func httpContenders() []contender {
 		{baselineName, "none", false, func(env, spec) (func(http.Handler) http.Handler, func(), error) {
 			return func(h http.Handler) http.Handler { return h }, nothing, nil
 		}},
-		{headersName, "none", false, func(_ env, s spec) (func(http.Handler) http.Handler, func(), error) {
+		{headersName, "none", false, func(
+			_ env, s spec,
+		) (func(http.Handler) http.Handler, func(), error) {
 			return headersOnly(s), nothing, nil
 		}},
 		{"ours: ratelimit on bucket.Memory", "memory", true, ours(func(env) (bucket.Store, func()) {

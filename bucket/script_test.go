@@ -125,7 +125,8 @@ func TestScriptFailsTheRunWhoseWriteFails(t *testing.T) {
 	store := NewRedis(client)
 	limit := Limit{Capacity: 10, Rate: 0}
 
-	if got := sendTogether(ctx, store, []step{{"full", limit, request{kind: take, n: 10}}}); got[0].err != nil {
+	drain := []step{{"full", limit, request{kind: take, n: 10}}}
+	if got := sendTogether(ctx, store, drain); got[0].err != nil {
 		t.Fatalf("take: %v", got[0].err)
 	}
 	// Over maxmemory every write fails; reads still work.
