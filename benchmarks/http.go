@@ -213,7 +213,7 @@ func (b *bench) runHTTP(ctx context.Context) {
 }
 
 // httpCost returns the share of the baseline's throughput, and of its CPU
-// time per request, that the row paired[which] costs at n callers: the
+// time per request, that the row httpPaired[which] costs at n callers: the
 // median, over every measurement of the row, of its figure against the
 // mean of the two baseline figures around it.
 func (b *bench) httpCost(n, which int) (throughput, cpu float64, pairs int, ok bool) {

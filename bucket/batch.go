@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -87,8 +88,7 @@ func (c *coalescer) exec(ctx context.Context, groups [][]*call) [][]*call {
 // scriptReply is what the bucket script answers for one decision.
 type scriptReply struct {
 	allowed bool
-	tokens  string // the tokens after the decision, as text
-	micros  int64  // Redis time of the decision, in microseconds
+	state   redisState
 }
 
 // deliver hands each call of a group its part of the reply: two fields for
@@ -118,7 +118,12 @@ func deliver(g []*call, reply any, err error) {
 		case code < 0:
 			cl.reply, cl.err = scriptReply{}, errors.New(text)
 		default:
-			cl.reply = scriptReply{allowed: code == 1, tokens: text, micros: micros}
+			tokens, err := strconv.ParseFloat(text, 64)
+			if err != nil {
+				cl.reply, cl.err = scriptReply{}, fmt.Errorf("tokens %q: %w", text, err)
+				continue
+			}
+			cl.reply = scriptReply{allowed: code == 1, state: redisState{tokens: tokens, micros: micros}}
 			cl.err = nil
 		}
 	}

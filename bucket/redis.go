@@ -98,11 +98,7 @@ func (r *Redis) doBy(
 	if err != nil {
 		return Result{}, redisState{}, fmt.Errorf("bucket: redis: %w", err)
 	}
-	allowed, state, err := parseReply(reply)
-	if err != nil {
-		return Result{}, redisState{}, err
-	}
-	return limit.resultOf(req, allowed, state.tokens, BackendRedis), state, nil
+	return limit.resultOf(req, reply.allowed, reply.state.tokens, BackendRedis), reply.state, nil
 }
 
 // args returns the script arguments of req under limit.
@@ -117,13 +113,4 @@ func (req request) args(limit Limit) []any {
 		int(req.kind),
 		amount,
 	}
-}
-
-// parseReply reads the reply of the script to one decision.
-func parseReply(reply scriptReply) (bool, redisState, error) {
-	tokens, err := strconv.ParseFloat(reply.tokens, 64)
-	if err != nil {
-		return false, redisState{}, fmt.Errorf("bucket: redis: tokens %q: %w", reply.tokens, err)
-	}
-	return reply.allowed, redisState{tokens: tokens, micros: reply.micros}, nil
 }

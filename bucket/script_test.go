@@ -64,13 +64,14 @@ func TestScriptRunOnOneKeyMatchesDecisionsOneByOne(t *testing.T) {
 		if got[i].err != nil || want.err != nil {
 			t.Fatalf("step %d: errors %v and %v", i, got[i].err, want.err)
 		}
-		if got[i].reply.allowed != want.reply.allowed || got[i].reply.tokens != want.reply.tokens {
+		together, alone := got[i].reply, want.reply
+		if together.allowed != alone.allowed || together.state.tokens != alone.state.tokens {
 			t.Errorf("step %d (kind %d, %d on %s): together %+v, one by one %+v",
 				i, s.req.kind, s.req.n, s.key, got[i].reply, want.reply)
 		}
-		if got[i].reply.micros != got[0].reply.micros {
+		if got[i].reply.state.micros != got[0].reply.state.micros {
 			t.Errorf("step %d: time %d, step 0 had %d: one call has one instant",
-				i, got[i].reply.micros, got[0].reply.micros)
+				i, got[i].reply.state.micros, got[0].reply.state.micros)
 		}
 	}
 

@@ -111,11 +111,7 @@ func (r *Redis) debitAll(ctx context.Context, debts []debt) ([]redisState, error
 		if cl.err != nil {
 			return nil, fmt.Errorf("bucket: write back: %w", cl.err)
 		}
-		_, state, err := parseReply(cl.reply)
-		if err != nil {
-			return nil, fmt.Errorf("bucket: write back: %w", err)
-		}
-		states[i] = state
+		states[i] = cl.reply.state
 	}
 	return states, nil
 }
