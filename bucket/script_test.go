@@ -158,3 +158,37 @@ func TestScriptFailsTheRunWhoseWriteFails(t *testing.T) {
 		t.Errorf("the failed run left a bucket in Redis")
 	}
 }
+
+func TestScriptRefusesBadArgumentsOfOneDecisionOnly(t *testing.T) {
+	ctx := context.Background()
+	client := redistest.Start(t).Client(t)
+	store := NewRedis(client)
+	limit := Limit{Capacity: 10, Rate: 0}
+
+	steps := []step{
+		{"k", limit, request{kind: take, n: 3}},
+		{"k", limit, request{kind: take, n: 1}},
+		{"k", limit, request{kind: take, n: 2}},
+	}
+	batch := make([]*call, len(steps))
+	for i, s := range steps {
+		batch[i] = &call{ctx: ctx, key: store.KeyName(s.key), args: s.req.args(s.limit)}
+	}
+	batch[1].args[2] = 7      // no such operation
+	batch[2].args[3] = "many" // not a number
+	store.batch.send(batch)
+
+	if batch[0].err != nil || !batch[0].reply.allowed || batch[0].reply.state.tokens != 7 {
+		t.Errorf("valid take: %+v, %v; want allowed with 7 left", batch[0].reply, batch[0].err)
+	}
+	if batch[1].err == nil || !strings.Contains(batch[1].err.Error(), "unknown operation 7") {
+		t.Errorf("operation 7: %v; want an unknown operation error", batch[1].err)
+	}
+	if batch[2].err == nil || !strings.Contains(batch[2].err.Error(), "must be numbers") {
+		t.Errorf("amount %q: %v; want an error about numbers", "many", batch[2].err)
+	}
+	tokens, err := client.HGet(ctx, store.KeyName("k"), "tokens").Result()
+	if err != nil || tokens != "7" {
+		t.Errorf("stored tokens %q, %v; want 7, from the valid take alone", tokens, err)
+	}
+}
