@@ -113,11 +113,8 @@ func (f *Fallback) Refund(ctx context.Context, key string, limit Limit, n int64)
 }
 
 // Drain implements Store. During an outage it drains the memory bucket of
-// this instance only.
-//
-// TODO: a drain during an outage is not written back when Redis returns,
-// so the other instances do not hold off after it; the write-back would
-// need a drain deadline per key beside the spending.
+// this instance, and when Redis returns, the Redis bucket for what is left
+// of d, so that every instance holds off.
 func (f *Fallback) Drain(
 	ctx context.Context, key string, limit Limit, d time.Duration,
 ) (Result, error) {
@@ -302,7 +299,9 @@ func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result,
 	switch {
 	case req.kind == refund:
 		e.spent -= req.n
-	case allowed && req.kind != drain:
+	case req.kind == drain:
+		e.drainedUntil = max(e.drainedUntil, now+req.hold.Nanoseconds())
+	case allowed:
 		e.spent += req.n
 	}
 	s.mu.Unlock()

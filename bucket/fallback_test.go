@@ -173,6 +173,30 @@ func TestFallbackWritesTheOutageBack(t *testing.T) {
 	}
 }
 
+func TestFallbackWritesAnOutageDrainBack(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := PerMinute(100, 100)
+	mustTake(t, fx.store, "k", limit, 10) // 90 left in Redis
+
+	fx.server.Close()
+	res, err := fx.store.Drain(context.Background(), "k", limit, time.Hour)
+	if err != nil || res.Backend != BackendMemory {
+		t.Fatalf("drain during the outage: %+v, %v; want an answer from memory", res, err)
+	}
+	fx.server.Restart()
+
+	waittest.Until(t, "the store returns to Redis", func() bool { return !fx.store.Active() })
+	// An hour at 100 a minute is 6,000 tokens to wait for.
+	if got := fx.redisTokens(t, "k"); got > -5999 {
+		t.Fatalf("Redis holds %v tokens after an hour's drain, want about -6000", got)
+	}
+	res = mustTake(t, fx.store, "k", limit, 1)
+	if res.Allowed || res.Backend != BackendRedis || res.RetryAfter < 59*time.Minute {
+		t.Fatalf("take after the drain was written back: %+v; want refused by Redis for an hour",
+			res)
+	}
+}
+
 func TestFallbackClosesOnlyAfterSeveralGoodProbes(t *testing.T) {
 	server, client := startMiniredis(t)
 	scripts := countScripts(client)
@@ -185,10 +209,11 @@ func TestFallbackClosesOnlyAfterSeveralGoodProbes(t *testing.T) {
 		}))
 	t.Cleanup(func() { f.Close() })
 
-	// A drain spends nothing, so closing writes nothing back: every script
-	// that succeeds until the breaker closes is a probe.
+	// A refund in an outage that spent nothing gives back nothing, so
+	// closing writes nothing back: every script that succeeds until the
+	// breaker closes is a probe.
 	server.Close()
-	if _, err := f.Drain(context.Background(), "k", PerMinute(10, 1), time.Second); err != nil {
+	if _, err := f.Refund(context.Background(), "k", PerMinute(10, 1), 1); err != nil {
 		t.Fatal(err)
 	}
 	server.Restart()

@@ -33,6 +33,11 @@ type entry struct {
 	// spent counts the tokens taken from memory during an outage and not
 	// yet written back to Redis.
 	spent int64
+
+	// drainedUntil is the table time until which a drain made from memory
+	// during an outage holds the bucket empty, or zero; like spent, it is
+	// written back to Redis when Redis returns.
+	drainedUntil int64
 }
 
 // tokensAt returns the tokens of e at now, refilled under limit.

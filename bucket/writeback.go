@@ -38,22 +38,30 @@ func (f *Fallback) reconcile() {
 	})
 }
 
-// debt is spending from memory that Redis has not seen.
+// debt is what memory did to a key during an outage that Redis has not
+// seen: tokens spent, and a drain that still holds.
 type debt struct {
-	key    string
-	limit  Limit
-	tokens int64
+	key          string
+	limit        Limit
+	tokens       int64
+	drainedUntil int64 // table time, or zero
 }
 
-// collectDebts takes the unwritten spending out of every entry. With
-// forget it also drops the outage's entries: once Redis decides again, only
-// what Redis says counts.
+// collectDebts takes the unwritten spending and the drains that still hold
+// out of every entry. With forget it also drops the outage's entries: once
+// Redis decides again, only what Redis says counts.
 func (f *Fallback) collectDebts(forget bool) []debt {
+	now := f.now()
 	var debts []debt
 	f.table.each(func(key string, e *entry) bool {
-		if e.spent > 0 {
-			debts = append(debts, debt{key: key, limit: e.limit, tokens: e.spent})
-			e.spent = 0
+		if e.drainedUntil <= now {
+			e.drainedUntil = 0
+		}
+		if e.spent > 0 || e.drainedUntil != 0 {
+			debts = append(debts, debt{
+				key: key, limit: e.limit, tokens: max(e.spent, 0), drainedUntil: e.drainedUntil,
+			})
+			e.spent, e.drainedUntil = 0, 0
 		}
 		return !forget || e.outage == 0
 	})
@@ -67,6 +75,7 @@ func (f *Fallback) restoreDebts(debts []debt) {
 		s := f.table.lock(d.key)
 		if e := s.entries[d.key]; e != nil {
 			e.spent += d.tokens
+			e.drainedUntil = max(e.drainedUntil, d.drainedUntil)
 		}
 		s.mu.Unlock()
 	}
@@ -75,20 +84,23 @@ func (f *Fallback) restoreDebts(debts []debt) {
 // writeBackBatch is how many debits go to Redis in one pipeline.
 const writeBackBatch = 256
 
-// writeBack debits each debt from its Redis bucket, a batch per round
-// trip. It returns how many keys it wrote, and the debts it did not write
-// with the error that stopped it.
+// writeBack debits each debt from its Redis bucket and drains it for what
+// is left of its drain, a batch per round trip. It returns how many keys it
+// wrote, and the debts it did not write with the error that stopped it.
 func (f *Fallback) writeBack(ctx context.Context, debts []debt) (int, []debt, error) {
 	written := 0
 	for len(debts) > 0 {
 		batch := debts[:min(len(debts), writeBackBatch)]
 		start := f.now()
-		states, err := f.redis.debitAll(ctx, batch)
+		states, err := f.redis.settleAll(ctx, batch, start)
 		if err != nil {
 			return written, debts, err
 		}
 		for i, d := range batch {
-			f.remember(d.key, d.limit, debit, states[i], start)
+			if states[i] == nil {
+				continue // a drain that ended before it was sent
+			}
+			f.remember(d.key, d.limit, debit, *states[i], start)
 		}
 		written += len(batch)
 		debts = debts[len(batch):]
@@ -96,22 +108,44 @@ func (f *Fallback) writeBack(ctx context.Context, debts []debt) (int, []debt, er
 	return written, nil, nil
 }
 
-// debitAll debits every debt in one pipeline and returns the states Redis
-// reports, in order, or the first error.
-func (r *Redis) debitAll(ctx context.Context, debts []debt) ([]redisState, error) {
-	batch := make([]*call, len(debts))
+// settleAll makes the decisions that settle every debt, at table time now,
+// in one pipeline: a debit of its tokens, then a drain for what is left of
+// its drain. It returns the state Redis reports after the last decision of
+// each debt, in order, nil for a debt left with nothing to settle; or the
+// first error.
+func (r *Redis) settleAll(ctx context.Context, debts []debt, now int64) ([]*redisState, error) {
+	batch := make([]*call, 0, len(debts))
+	last := make([]int, len(debts))
 	for i, d := range debts {
-		req := request{kind: debit, n: d.tokens}
-		batch[i] = &call{ctx: ctx, key: r.KeyName(d.key), args: req.args(d.limit)}
+		name := r.KeyName(d.key)
+		last[i] = -1
+		if d.tokens > 0 {
+			req := request{kind: debit, n: d.tokens}
+			batch = append(batch, &call{ctx: ctx, key: name, args: req.args(d.limit)})
+		}
+		if hold := time.Duration(d.drainedUntil - now); hold > 0 {
+			req := request{kind: drain, hold: hold}
+			batch = append(batch, &call{ctx: ctx, key: name, args: req.args(d.limit)})
+		}
+		if len(batch) > 0 && batch[len(batch)-1].key == name {
+			last[i] = len(batch) - 1
+		}
+	}
+	if len(batch) == 0 {
+		return make([]*redisState, len(debts)), nil
 	}
 	r.batch.send(batch)
 
-	states := make([]redisState, len(debts))
-	for i, cl := range batch {
+	for _, cl := range batch {
 		if cl.err != nil {
 			return nil, fmt.Errorf("bucket: write back: %w", cl.err)
 		}
-		states[i] = cl.reply.state
+	}
+	states := make([]*redisState, len(debts))
+	for i := range debts {
+		if last[i] >= 0 {
+			states[i] = &batch[last[i]].reply.state
+		}
 	}
 	return states, nil
 }
