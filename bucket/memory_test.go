@@ -131,3 +131,36 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 		t.Fatalf("Wait after cancel: %v, want context.Canceled", err)
 	}
 }
+
+// TestMemoryRefusalWritesNothing holds a refusal to leaving the stored
+// bucket as it was, as the Redis script does: the state already refills to
+// the tokens the refusal saw, and a flood of refusals that only reads an
+// entry keeps it from moving between cores.
+func TestMemoryRefusalWritesNothing(t *testing.T) {
+	clock := newFakeClock()
+	m := NewMemory(WithClock(clock))
+	limit := Limit{Capacity: 3, Rate: 0.3}
+	mustTake(t, m, "k", limit, 3)
+
+	s := m.table.lock("k")
+	before := *s.entries["k"]
+	s.mu.Unlock()
+
+	clock.Advance(time.Second)
+	if res := mustTake(t, m, "k", limit, 1); res.Allowed {
+		t.Fatal("a take from a bucket holding 0.3 tokens passed")
+	}
+
+	s = m.table.lock("k")
+	after := *s.entries["k"]
+	s.mu.Unlock()
+	if after != before {
+		t.Fatalf("a refusal wrote the bucket: %+v, was %+v", after, before)
+	}
+
+	clock.Advance(3 * time.Second)
+	if res := mustTake(t, m, "k", limit, 1); !res.Allowed || res.Remaining != 0 {
+		t.Fatalf("after 4 s at 0.3 a second: allowed %v, remaining %d; want true, 0",
+			res.Allowed, res.Remaining)
+	}
+}
