@@ -295,7 +295,13 @@ func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result,
 		req.n = min(req.n, e.spent)
 	}
 	allowed, tokens := shared.apply(req, e.tokensAt(shared, now))
-	e.limit, e.tokens, e.at = limit, tokens, now
+	// A refusal writes nothing, as in the memory store.
+	if allowed {
+		e.tokens, e.at = tokens, now
+	}
+	if e.limit != limit {
+		e.limit = limit
+	}
 	switch {
 	case req.kind == refund:
 		e.spent -= req.n

@@ -392,3 +392,36 @@ func takeFromEach(t *testing.T, stores []*Fallback, key string, limit Limit, tri
 	}
 	return allowed
 }
+
+// TestFallbackRefusalFromMemoryWritesNothing holds a refusal made from
+// memory during an outage to leaving the entry as it was, as in the memory
+// store.
+func TestFallbackRefusalFromMemoryWritesNothing(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := Limit{Capacity: 3, Rate: 0.3}
+	mustTake(t, fx.store, "k", limit, 3)
+
+	// Past the remembered refusal, so that the take reaches the dead Redis.
+	fx.clock.Advance(4 * time.Second)
+	fx.server.Close()
+	if res := mustTake(t, fx.store, "k", limit, 1); !res.Allowed || res.Backend != BackendMemory {
+		t.Fatalf("first take of the outage, with 1.2 tokens: %+v, want allowed from memory", res)
+	}
+	if res := mustTake(t, fx.store, "k", limit, 1); res.Allowed || res.Backend != BackendMemory {
+		t.Fatalf("second take of the outage, with 0.2 tokens: %+v, want refused from memory", res)
+	}
+	s := fx.store.table.lock("k")
+	before := *s.entries["k"]
+	s.mu.Unlock()
+
+	fx.clock.Advance(time.Second)
+	if res := mustTake(t, fx.store, "k", limit, 1); res.Allowed {
+		t.Fatalf("a take from a bucket holding about 0.3 tokens passed: %+v", res)
+	}
+	s = fx.store.table.lock("k")
+	after := *s.entries["k"]
+	s.mu.Unlock()
+	if after != before {
+		t.Fatalf("a refusal from memory wrote the entry: %+v, was %+v", after, before)
+	}
+}
