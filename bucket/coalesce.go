@@ -11,11 +11,11 @@ import (
 
 // maxFlights is how many pipelines a coalescer keeps in flight at once.
 // Callers that arrive while all of them fly wait and leave together in the
-// next one. Four keep a handful of callers from waiting on each other's
-// round trips, and still let a crowd share few script calls: on two cores
-// with a loopback Redis, 8 callers made 0.94 to 1.16 of the reference's
-// decisions with four flights against 0.80 to 1.02 with two, while 64
-// callers stayed near twice the reference or more with either.
+// next one. Fewer flights make bigger batches, which spare Redis and the
+// client work per decision; more flights make a caller wait less for one
+// to land. On two cores with a loopback Redis, two, three and four flights
+// made as many decisions as each other within the noise, at 8 callers and
+// at 64, and a flight for each caller made fewer.
 const maxFlights = 4
 
 // maxBatch bounds the calls sent in one pipeline, and maxGroup the
