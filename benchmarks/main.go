@@ -2,7 +2,7 @@
 // rate limiters in common use, on one redis-server that it starts itself,
 // in one run, and prints the results as markdown tables.
 //
-//	cd benchmarks && go run .           # the full run, about 8 minutes
+//	cd benchmarks && go run .           # the full run, about 10 minutes
 //	cd benchmarks && go run . -smoke    # a short run for CI, under a minute
 //
 // Each figure is the median of -runs runs, and is also given as a ratio to
