@@ -295,13 +295,7 @@ func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result,
 		req.n = min(req.n, e.spent)
 	}
 	allowed, tokens := shared.apply(req, e.tokensAt(shared, now))
-	// A refusal writes nothing, as in the memory store.
-	if allowed {
-		e.tokens, e.at = tokens, now
-	}
-	if e.limit != limit {
-		e.limit = limit
-	}
+	e.record(limit, allowed, tokens, now)
 	switch {
 	case req.kind == refund:
 		e.spent -= req.n

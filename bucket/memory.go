@@ -63,15 +63,7 @@ func (m *Memory) do(key string, limit Limit, req request) (Result, error) {
 			m.table.perShard, now)
 	}
 	allowed, tokens := limit.apply(req, e.tokensAt(limit, now))
-	// A refusal leaves the bucket as it was, as the Redis script does: the
-	// stored state refills to the same tokens, and an entry that a flood of
-	// refusals only reads is not moved from core to core by their writes.
-	if allowed {
-		e.tokens, e.at = tokens, now
-	}
-	if e.limit != limit {
-		e.limit = limit
-	}
+	e.record(limit, allowed, tokens, now)
 	s.mu.Unlock()
 
 	return limit.resultOf(req, allowed, tokens, BackendMemory), nil

@@ -45,6 +45,19 @@ func (e *entry) tokensAt(limit Limit, now int64) float64 {
 	return limit.refill(e.tokens, time.Duration(now-e.at))
 }
 
+// record keeps the outcome of a decision under limit at now. A refusal
+// leaves the bucket as it was, as the Redis script does: the stored state
+// refills to the same tokens, and an entry that a flood of refusals only
+// reads is not moved from core to core by their writes.
+func (e *entry) record(limit Limit, allowed bool, tokens float64, now int64) {
+	if allowed {
+		e.tokens, e.at = tokens, now
+	}
+	if e.limit != limit {
+		e.limit = limit
+	}
+}
+
 // idle reports whether e holds nothing worth keeping at now: a full bucket
 // with no spending to write back.
 func (e *entry) idle(now int64) bool {
