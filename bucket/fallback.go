@@ -52,10 +52,8 @@ type Fallback struct {
 	open      atomic.Bool
 	instances atomic.Int64
 
-	mu       sync.RWMutex // written while the breaker switches
-	outage   uint64       // number of the current or last outage
-	openedAt int64        // table time when the current outage began
-	share    float64      // the share of each limit enforced during the outage
+	switching sync.Mutex                  // held while the breaker switches
+	current   atomic.Pointer[outageState] // the current or last outage, nil before one
 
 	wake      chan struct{}
 	ctx       context.Context // ends on Close
@@ -84,7 +82,6 @@ func NewFallback(client redis.UniversalClient, opts ...Option) *Fallback {
 		epoch:   o.clock.Now(),
 		opts:    o,
 		id:      newInstanceID(),
-		share:   1,
 		wake:    make(chan struct{}, 1),
 		ctx:     ctx,
 		stop:    stop,
@@ -211,28 +208,28 @@ func (f *Fallback) remember(key string, limit Limit, kind requestKind, state red
 		return
 	}
 
-	s := f.table.lock(key)
-	defer s.mu.Unlock()
-
-	e := s.entries[key]
-	switch {
-	case e == nil && state.tokens >= float64(limit.Capacity):
-		// A full bucket is what a key without state starts with anyway.
-	case e == nil:
-		s.add(key, entry{limit: limit, tokens: state.tokens, at: at, redisAt: state.micros},
-			f.table.perShard, at)
-	case e.supersedes(state, kind):
-		// An answer that overtook this one on the way back is newer.
-	default:
-		e.limit, e.tokens, e.at, e.redisAt, e.outage = limit, state.tokens, at, state.micros, 0
+	// A full bucket is what a key without state starts with anyway.
+	var start *bucketState
+	if state.tokens < float64(limit.Capacity) {
+		start = &bucketState{limit: limit, tokens: state.tokens, at: at, redisAt: state.micros}
 	}
+	e := f.table.acquire(key, start, at)
+	if e == nil {
+		return
+	}
+	defer e.mu.Unlock()
+
+	if e.supersedes(state, kind) {
+		return // an answer that overtook this one on the way back is newer
+	}
+	e.limit, e.tokens, e.at, e.redisAt, e.outage = limit, state.tokens, at, state.micros, 0
 }
 
 // supersedes reports whether the Redis answer e remembers is newer than
 // state, the answer to a request of kind. Answers of one Redis instant come
 // from one script call, in which each decision started from the one before:
 // a refund can only have raised the tokens, anything else only lowered them.
-func (e *entry) supersedes(state redisState, kind requestKind) bool {
+func (e *bucketState) supersedes(state redisState, kind requestKind) bool {
 	switch {
 	case e.outage != 0:
 		return false
@@ -251,11 +248,13 @@ func (e *entry) supersedes(state redisState, kind requestKind) bool {
 func (f *Fallback) refusedBefore(key string, limit Limit, n int64) (Result, bool) {
 	now := f.now()
 
-	s := f.table.lock(key)
-	defer s.mu.Unlock()
+	e := f.table.acquire(key, nil, now)
+	if e == nil {
+		return Result{}, false
+	}
+	defer e.mu.Unlock()
 
-	e := s.entries[key]
-	if e == nil || e.outage != 0 || e.limit != limit {
+	if e.outage != 0 || e.limit != limit {
 		return Result{}, false
 	}
 	tokens := e.tokensAt(limit, now)
@@ -267,76 +266,91 @@ func (f *Fallback) refusedBefore(key string, limit Limit, n int64) (Result, bool
 	return res, true
 }
 
+// outageState describes one outage; a new one replaces it at each trip.
+type outageState struct {
+	number   uint64  // counts the outages of this store, from 1
+	openedAt int64   // table time when the outage began
+	share    float64 // the share of each limit enforced during the outage
+}
+
 // decideInMemory makes the decision from memory, at this instance's share
 // of the limit. It reports false when the breaker has closed meanwhile.
 func (f *Fallback) decideInMemory(key string, limit Limit, req request) (Result, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if !f.open.Load() {
-		return Result{}, false
-	}
-	now := f.now()
-	shared := f.shareOf(limit, req)
+	for {
+		if !f.open.Load() {
+			return Result{}, false
+		}
+		o := f.current.Load()
+		now := f.now()
+		shared := o.shareOf(limit, req)
+		start := bucketState{
+			limit: limit, tokens: float64(limit.Capacity) * o.share, at: now, outage: o.number,
+		}
+		e := f.table.acquire(key, &start, now)
 
-	s := f.table.lock(key)
-	e := s.entries[key]
-	switch {
-	case e == nil:
-		start := entry{limit: limit, tokens: float64(limit.Capacity) * f.share, at: now, outage: f.outage}
-		e = s.add(key, start, f.table.perShard, now)
-	case e.outage != f.outage:
-		// The first decision on key in this outage starts from what Redis
-		// last said, refilled up to the failure, and keeps this instance's
-		// share of it.
-		tokens := e.tokensAt(limit, f.openedAt) * f.share
-		e.tokens, e.at, e.outage = tokens, f.openedAt, f.outage
-	}
-	if req.kind == refund {
-		req.n = min(req.n, e.spent)
-	}
-	allowed, tokens := shared.apply(req, e.tokensAt(shared, now))
-	e.record(limit, allowed, tokens, now)
-	switch {
-	case req.kind == refund:
-		e.spent -= req.n
-	case req.kind == drain:
-		e.drainedUntil = max(e.drainedUntil, now+req.hold.Nanoseconds())
-	case allowed:
-		e.spent += req.n
-	}
-	s.mu.Unlock()
+		// Checked again under the entry's lock: the switch back to Redis
+		// clears open before it collects each entry's spending under that
+		// lock, so no spending recorded here can slip past it.
+		if !f.open.Load() || f.current.Load() != o {
+			e.mu.Unlock()
+			continue
+		}
+		if e.outage != o.number {
+			// The first decision on key in this outage starts from what
+			// Redis last said, refilled up to the failure, and keeps this
+			// instance's share of it.
+			tokens := e.tokensAt(limit, o.openedAt) * o.share
+			e.tokens, e.at, e.outage = tokens, o.openedAt, o.number
+		}
+		if req.kind == refund {
+			req.n = min(req.n, e.spent)
+		}
+		allowed, tokens := shared.apply(req, e.tokensAt(shared, now))
+		e.record(limit, allowed, tokens, now)
+		switch {
+		case req.kind == refund:
+			e.spent -= req.n
+		case req.kind == drain:
+			e.drainedUntil = max(e.drainedUntil, now+req.hold.Nanoseconds())
+		case allowed:
+			e.spent += req.n
+		}
+		e.mu.Unlock()
 
-	res := shared.resultOf(req, allowed, tokens, BackendMemory)
-	res.Limit = limit
-	return res, true
+		res := shared.resultOf(req, allowed, tokens, BackendMemory)
+		res.Limit = limit
+		return res, true
+	}
 }
 
-// shareOf returns the part of limit that this instance enforces during an
+// shareOf returns the part of limit that this instance enforces during the
 // outage: its share of the rate, and of the capacity too, so that instances
 // that saved up through a long outage cannot burst together past one
 // capacity. A request that costs more than the share can still pass once
-// the instance holds its cost. f.mu must be held.
-func (f *Fallback) shareOf(limit Limit, req request) Limit {
-	capacity := int64(math.Ceil(float64(limit.Capacity) * f.share))
+// the instance holds its cost.
+func (o *outageState) shareOf(limit Limit, req request) Limit {
+	capacity := int64(math.Ceil(float64(limit.Capacity) * o.share))
 	if req.kind == take {
 		capacity = max(capacity, req.n)
 	}
-	return Limit{Capacity: capacity, Rate: limit.Rate * f.share}
+	return Limit{Capacity: capacity, Rate: limit.Rate * o.share}
 }
 
 // trip opens the breaker after err, once per outage.
 func (f *Fallback) trip(err error) {
-	f.mu.Lock()
+	f.switching.Lock()
 	if f.open.Load() {
-		f.mu.Unlock()
+		f.switching.Unlock()
 		return
 	}
 	instances := max(1, f.instances.Load())
-	f.outage++
-	f.openedAt = f.now()
-	f.share = 1 / float64(instances)
+	next := &outageState{number: 1, openedAt: f.now(), share: 1 / float64(instances)}
+	if last := f.current.Load(); last != nil {
+		next.number = last.number + 1
+	}
+	f.current.Store(next)
 	f.open.Store(true)
-	f.mu.Unlock()
+	f.switching.Unlock()
 
 	f.emit(Event{Kind: EventFallbackOn, Err: err, Instances: int(instances)})
 	select {

@@ -333,7 +333,7 @@ func TestFallbackInstancesCannotSaveUpPastOneCapacity(t *testing.T) {
 // of a key an upper bound of its Redis bucket when answers come back out
 // of order, several of them from one script call at one Redis instant.
 func TestRememberedAnswersKeepTheirOrder(t *testing.T) {
-	remembered := entry{tokens: 5, redisAt: 100}
+	remembered := bucketState{tokens: 5, redisAt: 100}
 	cases := []struct {
 		name  string
 		state redisState
@@ -410,18 +410,61 @@ func TestFallbackRefusalFromMemoryWritesNothing(t *testing.T) {
 	if res := mustTake(t, fx.store, "k", limit, 1); res.Allowed || res.Backend != BackendMemory {
 		t.Fatalf("second take of the outage, with 0.2 tokens: %+v, want refused from memory", res)
 	}
-	s := fx.store.table.lock("k")
-	before := *s.entries["k"]
-	s.mu.Unlock()
+	before := stateOf(t, fx.store.table, "k")
 
 	fx.clock.Advance(time.Second)
 	if res := mustTake(t, fx.store, "k", limit, 1); res.Allowed {
 		t.Fatalf("a take from a bucket holding about 0.3 tokens passed: %+v", res)
 	}
-	s = fx.store.table.lock("k")
-	after := *s.entries["k"]
-	s.mu.Unlock()
+	after := stateOf(t, fx.store.table, "k")
 	if after != before {
 		t.Fatalf("a refusal from memory wrote the entry: %+v, was %+v", after, before)
+	}
+}
+
+// TestFallbackLosesNoSpendingAtTheSwitchBack holds decisions made from
+// memory while the store switches back to Redis to reaching Redis: each is
+// either written back or made by Redis itself, whichever side of the switch
+// it falls on.
+func TestFallbackLosesNoSpendingAtTheSwitchBack(t *testing.T) {
+	fx := newFallbackFixture(t)
+	limit := Limit{Capacity: 1_000_000_000, Rate: 0}
+	mustTake(t, fx.store, "k", limit, 1)
+
+	fx.server.Close()
+	mustTake(t, fx.store, "k", limit, 1) // trips the breaker
+	if !fx.store.Active() {
+		t.Fatal("the breaker did not open after Redis died")
+	}
+	fx.server.Restart()
+
+	const callers = 8
+	var taken atomic.Int64
+	taken.Store(2)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			// Until the switch is over, and a little after, in both stores.
+			for i := 0; i < 1_000_000; i++ {
+				res, err := fx.store.Take(context.Background(), "k", limit, 1)
+				if err != nil || !res.Allowed {
+					t.Errorf("take %d: %+v, %v", i, res, err)
+					return
+				}
+				taken.Add(1)
+				if !fx.store.Active() && i > 100 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waittest.Until(t, "the write-back after the switch ends", func() bool {
+		return fx.events.count(EventFallbackOff) == 1
+	})
+
+	want := float64(limit.Capacity - taken.Load())
+	if got := fx.redisTokens(t, "k"); got != want {
+		t.Fatalf("Redis holds %v tokens after %d takes, want %v", got, taken.Load(), want)
 	}
 }

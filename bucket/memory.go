@@ -56,15 +56,11 @@ func (m *Memory) do(key string, limit Limit, req request) (Result, error) {
 	}
 	now := elapsed(m.clock, m.epoch)
 
-	s := m.table.lock(key)
-	e := s.entries[key]
-	if e == nil {
-		e = s.add(key, entry{limit: limit, tokens: float64(limit.Capacity), at: now},
-			m.table.perShard, now)
-	}
+	start := bucketState{limit: limit, tokens: float64(limit.Capacity), at: now}
+	e := m.table.acquire(key, &start, now)
 	allowed, tokens := limit.apply(req, e.tokensAt(limit, now))
 	e.record(limit, allowed, tokens, now)
-	s.mu.Unlock()
+	e.mu.Unlock()
 
 	return limit.resultOf(req, allowed, tokens, BackendMemory), nil
 }

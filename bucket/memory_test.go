@@ -142,18 +142,14 @@ func TestMemoryRefusalWritesNothing(t *testing.T) {
 	limit := Limit{Capacity: 3, Rate: 0.3}
 	mustTake(t, m, "k", limit, 3)
 
-	s := m.table.lock("k")
-	before := *s.entries["k"]
-	s.mu.Unlock()
+	before := stateOf(t, m.table, "k")
 
 	clock.Advance(time.Second)
 	if res := mustTake(t, m, "k", limit, 1); res.Allowed {
 		t.Fatal("a take from a bucket holding 0.3 tokens passed")
 	}
 
-	s = m.table.lock("k")
-	after := *s.entries["k"]
-	s.mu.Unlock()
+	after := stateOf(t, m.table, "k")
 	if after != before {
 		t.Fatalf("a refusal wrote the bucket: %+v, was %+v", after, before)
 	}
@@ -163,4 +159,15 @@ func TestMemoryRefusalWritesNothing(t *testing.T) {
 		t.Fatalf("after 4 s at 0.3 a second: allowed %v, remaining %d; want true, 0",
 			res.Allowed, res.Remaining)
 	}
+}
+
+// stateOf returns a copy of what table holds of key.
+func stateOf(t *testing.T, table *table, key string) bucketState {
+	t.Helper()
+	e := table.acquire(key, nil, 0)
+	if e == nil {
+		t.Fatalf("the table holds nothing of %q", key)
+	}
+	defer e.mu.Unlock()
+	return e.bucketState
 }

@@ -14,8 +14,20 @@ const shardCount = 64
 // drop.
 const evictSample = 16
 
-// entry is the state of one bucket held in memory.
+// entry is one bucket held in memory. Its lock guards its state; the
+// shard's lock guards only the map that finds it, so that decisions on one
+// key wait for each other at the entry, not at the whole shard. The shard
+// is always locked first.
 type entry struct {
+	mu sync.Mutex
+	// dropped is set when the entry leaves its shard; a decision that found
+	// it before then looks the key up again.
+	dropped bool
+	bucketState
+}
+
+// bucketState is what an entry knows of its bucket.
+type bucketState struct {
 	limit  Limit
 	tokens float64 // tokens at the instant at
 	at     int64   // nanoseconds since the table's epoch
@@ -41,7 +53,7 @@ type entry struct {
 }
 
 // tokensAt returns the tokens of e at now, refilled under limit.
-func (e *entry) tokensAt(limit Limit, now int64) float64 {
+func (e *bucketState) tokensAt(limit Limit, now int64) float64 {
 	return limit.refill(e.tokens, time.Duration(now-e.at))
 }
 
@@ -49,7 +61,7 @@ func (e *entry) tokensAt(limit Limit, now int64) float64 {
 // leaves the bucket as it was, as the Redis script does: the stored state
 // refills to the same tokens, and an entry that a flood of refusals only
 // reads is not moved from core to core by their writes.
-func (e *entry) record(limit Limit, allowed bool, tokens float64, now int64) {
+func (e *bucketState) record(limit Limit, allowed bool, tokens float64, now int64) {
 	if allowed {
 		e.tokens, e.at = tokens, now
 	}
@@ -60,7 +72,7 @@ func (e *entry) record(limit Limit, allowed bool, tokens float64, now int64) {
 
 // idle reports whether e holds nothing worth keeping at now: a full bucket
 // with no spending to write back.
-func (e *entry) idle(now int64) bool {
+func (e *bucketState) idle(now int64) bool {
 	return e.spent == 0 && e.tokensAt(e.limit, now) >= float64(e.limit.Capacity)
 }
 
@@ -86,11 +98,33 @@ func newTable(maxKeys int) *table {
 	return t
 }
 
-// lock returns the shard that holds key, locked.
-func (t *table) lock(key string) *shard {
-	s := &t.shards[maphash.String(t.seed, key)%shardCount]
-	s.mu.Lock()
-	return s
+// shardOf returns the shard that holds key.
+func (t *table) shardOf(key string) *shard {
+	return &t.shards[maphash.String(t.seed, key)%shardCount]
+}
+
+// acquire returns the entry of key, locked, or nil when the table holds
+// none and start is nil; with start, it first adds an entry in that state.
+// The caller unlocks the entry's mu.
+func (t *table) acquire(key string, start *bucketState, now int64) *entry {
+	s := t.shardOf(key)
+	for {
+		s.mu.Lock()
+		e := s.entries[key]
+		if e == nil && start != nil {
+			e = s.add(key, *start, t.perShard, now)
+		}
+		s.mu.Unlock()
+		if e == nil {
+			return nil
+		}
+
+		e.mu.Lock()
+		if !e.dropped {
+			return e
+		}
+		e.mu.Unlock()
+	}
 }
 
 // len returns the number of entries held.
@@ -105,40 +139,49 @@ func (t *table) len() int {
 	return n
 }
 
-// each calls fn for every entry, shard by shard under the shard's lock.
-// fn returns false to delete the entry.
-func (t *table) each(fn func(key string, e *entry) (keep bool)) {
+// each calls fn for every entry, shard by shard, under the locks of the
+// shard and of the entry. fn returns false to drop the entry.
+func (t *table) each(fn func(key string, e *bucketState) (keep bool)) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for key, e := range s.entries {
-			if !fn(key, e) {
-				delete(s.entries, key)
+			e.mu.Lock()
+			if !fn(key, &e.bucketState) {
+				s.drop(key, e)
 			}
+			e.mu.Unlock()
 		}
 		s.mu.Unlock()
 	}
 }
 
-// add stores e under key, first making room when the shard is full. The
-// shard must be locked.
-func (s *shard) add(key string, e entry, perShard int, now int64) *entry {
+// add stores an entry in state st under key, first making room when the
+// shard is full. The shard must be locked.
+func (s *shard) add(key string, st bucketState, perShard int, now int64) *entry {
 	if len(s.entries) >= perShard {
 		s.evict(now)
 	}
-	p := &e
-	s.entries[key] = p
-	return p
+	e := &entry{bucketState: st}
+	s.entries[key] = e
+	return e
+}
+
+// drop takes e, the entry of key, out of the shard. The shard and the
+// entry must be locked.
+func (s *shard) drop(key string, e *entry) {
+	e.dropped = true
+	delete(s.entries, key)
 }
 
 // evict drops the idle entries among a sample of the shard, or when none
 // is idle, the one of the sample that holds the least: the fullest bucket,
-// preferring one with no spending to write back.
+// preferring one with no spending to write back. The shard must be locked.
 func (s *shard) evict(now int64) {
 	var (
-		victim   string
+		victim   *entry
+		name     string
 		best     float64
-		found    bool
 		dropped  bool
 		examined int
 	)
@@ -148,20 +191,25 @@ func (s *shard) evict(now int64) {
 		}
 		examined++
 
+		e.mu.Lock()
 		if e.idle(now) {
-			delete(s.entries, key)
+			s.drop(key, e)
 			dropped = true
+			e.mu.Unlock()
 			continue
 		}
 		score := e.tokensAt(e.limit, now) / float64(e.limit.Capacity)
 		if e.spent > 0 {
 			score -= 2 // below any bucket without spending
 		}
-		if !found || score > best {
-			victim, best, found = key, score, true
+		e.mu.Unlock()
+		if victim == nil || score > best {
+			victim, name, best = e, key, score
 		}
 	}
-	if !dropped && found {
-		delete(s.entries, victim)
+	if !dropped && victim != nil {
+		victim.mu.Lock()
+		s.drop(name, victim)
+		victim.mu.Unlock()
 	}
 }

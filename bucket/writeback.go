@@ -23,11 +23,11 @@ func (f *Fallback) reconcile() {
 	}
 	dropped := len(rest)
 
-	f.mu.Lock()
+	f.switching.Lock()
 	f.open.Store(false)
-	outage := time.Duration(f.now() - f.openedAt)
+	outage := time.Duration(f.now() - f.current.Load().openedAt)
 	debts = f.collectDebts(true)
-	f.mu.Unlock()
+	f.switching.Unlock()
 
 	more, rest, _ := f.writeBack(ctx, debts)
 	f.emit(Event{
@@ -53,7 +53,7 @@ type debt struct {
 func (f *Fallback) collectDebts(forget bool) []debt {
 	now := f.now()
 	var debts []debt
-	f.table.each(func(key string, e *entry) bool {
+	f.table.each(func(key string, e *bucketState) bool {
 		if e.drainedUntil <= now {
 			e.drainedUntil = 0
 		}
@@ -72,12 +72,11 @@ func (f *Fallback) collectDebts(forget bool) []debt {
 // entries again, where they still exist.
 func (f *Fallback) restoreDebts(debts []debt) {
 	for _, d := range debts {
-		s := f.table.lock(d.key)
-		if e := s.entries[d.key]; e != nil {
+		if e := f.table.acquire(d.key, nil, 0); e != nil {
 			e.spent += d.tokens
 			e.drainedUntil = max(e.drainedUntil, d.drainedUntil)
+			e.mu.Unlock()
 		}
-		s.mu.Unlock()
 	}
 }
 
