@@ -160,14 +160,3 @@ func TestMemoryRefusalWritesNothing(t *testing.T) {
 			res.Allowed, res.Remaining)
 	}
 }
-
-// stateOf returns a copy of what table holds of key.
-func stateOf(t *testing.T, table *table, key string) bucketState {
-	t.Helper()
-	e := table.acquire(key, nil, 0)
-	if e == nil {
-		t.Fatalf("the table holds nothing of %q", key)
-	}
-	defer e.mu.Unlock()
-	return e.bucketState
-}
